@@ -1,0 +1,143 @@
+// The safetensors format: u64 little-endian header length N, N bytes of JSON
+// {"__metadata__": {...}, name: {"dtype", "shape", "data_offsets": [begin, end]}, ...}, then the raw data.
+import Foundation
+
+public struct SafeTensorsFile {
+    public struct Entry: Equatable {
+        public let name: String
+        public let dtype: String
+        public let shape: [Int]
+        public let offsets: Range<Int>  // within the data section
+    }
+
+    public let path: String
+    public let entries: [String: Entry]
+    public let metadata: [String: String]
+    let data: [UInt8]
+
+    static let maxHeaderBytes = 100 << 20
+
+    /// Reads and validates a whole safetensors file: a well-formed header whose tensors lie inside the data
+    /// and whose byte sizes match their dtype and shape.
+    public static func read(_ path: String) throws -> SafeTensorsFile {
+        var file = try FileReader(path: path)
+        guard file.size >= 8 else { throw FormatError.truncated(path: path, expectedBytes: 8, actualBytes: file.size) }
+        let lenBytes = try file.readBytes(8)
+        let n = lenBytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) & 0x7FFF_FFFF_FFFF) }
+        guard n <= maxHeaderBytes, n <= file.remaining else {
+            throw FormatError.malformed(path: path, reason: "header length \(n) does not fit in the \(file.size)-byte file")
+        }
+        let headerBytes = try file.readBytes(n)
+        guard let json = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+            throw FormatError.malformed(path: path, reason: "header is not a JSON object")
+        }
+        let data = try file.readBytes(file.remaining)
+        var entries = [String: Entry](), metadata = [String: String]()
+        for (name, value) in json {
+            if name == "__metadata__" {
+                if let m = value as? [String: String] { metadata = m }
+                continue
+            }
+            guard let obj = value as? [String: Any], let dtype = obj["dtype"] as? String,
+                  let shape = (obj["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  let offs = (obj["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  offs.count == 2, shape.allSatisfy({ $0 >= 0 })
+            else { throw FormatError.malformed(path: path, reason: "bad entry for tensor \(name)") }
+            guard offs[0] >= 0, offs[0] <= offs[1], offs[1] <= data.count else {
+                throw FormatError.malformed(path: path, reason: "tensor \(name) data \(offs) lies outside the \(data.count)-byte data section")
+            }
+            if let size = bytesPerElement(dtype) {
+                let elements = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+                guard elements * size == offs[1] - offs[0] else {
+                    throw FormatError.malformed(path: path, reason: "tensor \(name) has \(offs[1] - offs[0]) bytes for shape \(shape) of \(dtype)")
+                }
+            }
+            entries[name] = Entry(name: name, dtype: dtype, shape: shape, offsets: offs[0]..<offs[1])
+        }
+        return SafeTensorsFile(path: path, entries: entries, metadata: metadata, data: data)
+    }
+
+    static func bytesPerElement(_ dtype: String) -> Int? {
+        switch dtype {
+        case "F32", "I32", "U32": 4
+        case "F16", "BF16", "I16", "U16": 2
+        case "F64", "I64", "U64": 8
+        case "I8", "U8", "BOOL": 1
+        default: nil
+        }
+    }
+
+    /// A tensor's values widened to Float32 (from F32, F16 or BF16).
+    public func floats(_ name: String) throws -> [Float] {
+        guard let e = entries[name] else { throw FormatError.missingTensor(path: path, name: name) }
+        let count = e.shape.reduce(1, *)
+        return try data.withUnsafeBytes { raw -> [Float] in
+            let base = raw.baseAddress! + e.offsets.lowerBound
+            switch e.dtype {
+            case "F32":
+                return (0..<count).map { Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            case "F16":
+                return (0..<count).map { floatFromFloat16(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+            case "BF16":
+                return (0..<count).map { floatFromBFloat16(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))) }
+            default:
+                throw FormatError.unsupportedDType(path: path, name: name, dtype: e.dtype)
+            }
+        }
+    }
+
+    /// One Float32 tensor to write.
+    public struct Tensor {
+        public let name: String
+        public let shape: [Int]
+        public let values: [Float]
+        public init(name: String, shape: [Int], values: [Float]) {
+            precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) for \(values.count) values")
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// Writes Float32 tensors atomically, laid out as the reference `safetensors` library does: compact JSON
+    /// with `__metadata__` first and tensors sorted by name, padded with spaces to a multiple of 8 bytes.
+    public static func write(_ tensors: [Tensor], metadata: [String: String] = ["format": "pt"], to path: String) throws {
+        let sorted = tensors.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        var json = "{"
+        var parts = [String]()
+        if !metadata.isEmpty {
+            let m = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
+            parts.append("\"__metadata__\":{\(m.joined(separator: ","))}")
+        }
+        var offset = 0
+        for t in sorted {
+            let bytes = t.values.count * 4
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            parts.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            offset += bytes
+        }
+        json += parts.joined(separator: ",") + "}"
+        var header = Array(json.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var length = UInt64(header.count).littleEndian
+        let lengthBytes = withUnsafeBytes(of: &length) { Array($0) }
+        try writeFileAtomically(path) { out in
+            try out.write(lengthBytes)
+            try out.write(header)
+            for t in sorted { try t.values.withUnsafeBufferPointer { try out.write(floats: $0) } }
+        }
+    }
+
+    private static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+}

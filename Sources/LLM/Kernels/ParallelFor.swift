@@ -1,0 +1,52 @@
+// The one seam through which kernels use threads.
+import Dispatch
+
+/// Splits `0..<count` into at most `threads` contiguous chunks and runs them concurrently on Dispatch's
+/// worker threads (never on the Swift concurrency pool). With one thread it runs inline on the caller,
+/// which is also what a tiny loop gets. The body must only write memory its own chunk owns.
+public struct ParallelFor: Sendable {
+    public let threads: Int
+
+    public init(threads: Int) { self.threads = max(1, threads) }
+
+    /// One thread per core the system reports.
+    public static var allCores: ParallelFor { ParallelFor(threads: ProcessInfoCores.count) }
+
+    public func callAsFunction(_ count: Int, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(threads, count)
+        if chunks == 1 {
+            body(0..<count)
+            return
+        }
+        // Dispatch wants a @Sendable closure; the chunks are disjoint by contract, so sharing `body` is safe.
+        withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { i in
+                shared.value(count * i / chunks..<count * (i + 1) / chunks)
+            }
+        }
+    }
+}
+
+private struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+enum ProcessInfoCores {
+    static var count: Int {
+        #if os(Linux)
+        let n = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        #else
+        let n = Int(sysconf(_SC_NPROCESSORS_ONLN))
+        #endif
+        return max(1, n)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,48 @@
+// Small SIMD building blocks shared by the kernels: dot products and axpy over contiguous Floats.
+
+typealias FloatPointer = UnsafeMutablePointer<Float>
+typealias ConstFloatPointer = UnsafePointer<Float>
+
+/// sum(a[i] * b[i]) for i in 0..<n, in 16-wide SIMD lanes plus a scalar tail.
+@inline(__always)
+func dot(_ a: ConstFloatPointer, _ b: ConstFloatPointer, _ n: Int) -> Float {
+    var acc = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= n {
+        acc.addProduct(loadSIMD16(a + i), loadSIMD16(b + i))
+        i += 16
+    }
+    var sum = acc.sum()
+    while i < n {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
+}
+
+/// y[i] += alpha * x[i] for i in 0..<n.
+@inline(__always)
+func axpy(_ alpha: Float, _ x: ConstFloatPointer, _ y: FloatPointer, _ n: Int) {
+    let a = SIMD16<Float>(repeating: alpha)
+    var i = 0
+    while i + 16 <= n {
+        var v = loadSIMD16(y + i)
+        v.addProduct(a, loadSIMD16(x + i))
+        storeSIMD16(v, y + i)
+        i += 16
+    }
+    while i < n {
+        y[i] += alpha * x[i]
+        i += 1
+    }
+}
+
+@inline(__always)
+func loadSIMD16(_ p: ConstFloatPointer) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+@inline(__always)
+func storeSIMD16(_ v: SIMD16<Float>, _ p: FloatPointer) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}

@@ -1,0 +1,295 @@
+// GPT-2: forward, backward and AdamW update over arenas allocated once, in the spirit of llm.c's train_gpt2.c.
+
+/// AdamW hyperparameters, with GPT-2/llm.c-style defaults.
+public struct AdamWConfig: Sendable, Equatable, Codable {
+    public var learningRate: Double = 3e-4
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.95
+    public var eps: Double = 1e-8
+    public var weightDecay: Double = 0.1
+    /// Global gradient-norm clip; nil or ≤ 0 disables clipping.
+    public var gradClip: Double? = 1.0
+
+    public init(learningRate: Double = 3e-4, beta1: Double = 0.9, beta2: Double = 0.95, eps: Double = 1e-8,
+                weightDecay: Double = 0.1, gradClip: Double? = 1.0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.gradClip = gradClip
+    }
+}
+
+/// A GPT-2 ready to train: weights, gradients, AdamW moments and activations, each one allocation made
+/// here, up front, for batches of up to `batchCapacity` sequences of up to `seqCapacity` tokens.
+/// `forward`, `backward` and `update` allocate nothing.
+public final class GPT2 {
+    public let config: GPT2Config
+    public let weights: GPT2Weights
+    public let batchCapacity: Int
+    public let seqCapacity: Int
+    /// How kernels split work across threads; change it freely between steps.
+    public var parallel: ParallelFor
+
+    let grads: FloatArena      // same layout as the weights
+    let adamM: FloatArena      // AdamW first moment
+    let adamV: FloatArena      // AdamW second moment
+    let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
+    let gradActs: FloatArena   // gradients of the activations, same layout
+    let actLayout: ActivationLayout
+    let inputs: UnsafeMutablePointer<Int32>   // (B,T) of the last forward
+    let targets: UnsafeMutablePointer<Int32>  // (B,T) of the last forward, if it had targets
+
+    /// Shape of the last forward pass, and whether it had targets (so backward may run).
+    public private(set) var lastBatch = 0
+    public private(set) var lastSeq = 0
+    private var haveTargets = false
+    /// Mean loss of the last forward pass with targets.
+    public private(set) var meanLoss: Float = 0
+
+    public init(weights: GPT2Weights, batch: Int, seq: Int, parallel: ParallelFor = .allCores) throws(ModelError) {
+        let c = weights.config
+        guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
+        guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
+        config = c
+        self.weights = weights
+        batchCapacity = batch
+        seqCapacity = seq
+        self.parallel = parallel
+        let n = weights.layout.totalCount
+        grads = FloatArena(count: n)
+        adamM = FloatArena(count: n)
+        adamV = FloatArena(count: n)
+        actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
+        acts = FloatArena(count: actLayout.totalCount)
+        gradActs = FloatArena(count: actLayout.totalCount)
+        inputs = .allocate(capacity: batch * seq)
+        targets = .allocate(capacity: batch * seq)
+        inputs.initialize(repeating: 0, count: batch * seq)
+        targets.initialize(repeating: 0, count: batch * seq)
+    }
+
+    deinit {
+        inputs.deallocate()
+        targets.deallocate()
+    }
+
+    // MARK: - Views into the arenas
+
+    private func param(_ t: ParameterTensor) -> FloatPointer { weights.arena.base + weights.layout.offset(t) }
+    private func grad(_ t: ParameterTensor) -> FloatPointer { grads.base + weights.layout.offset(t) }
+    private func act(_ t: ActivationTensor) -> FloatPointer { acts.base + actLayout.offset(t) }
+    private func dact(_ t: ActivationTensor) -> FloatPointer { gradActs.base + actLayout.offset(t) }
+
+    /// The gradient of one parameter tensor from the last backward pass (a copy).
+    public func gradient(_ t: ParameterTensor) -> [Float] { grads.array(weights.layout.range(t)) }
+
+    /// Logits of the last forward pass, (B,T,Vp) with the padded columns included (a copy).
+    public func logits() -> [Float] {
+        let n = lastBatch * lastSeq * config.paddedVocabSize
+        return acts.array(actLayout.offset(.logits)..<actLayout.offset(.logits) + n)
+    }
+
+    /// Reads the probabilities of position `index` (b·T + t) of the last forward, first V entries.
+    public func withProbabilities<R>(at index: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        precondition(index >= 0 && index < lastBatch * lastSeq, "position out of range")
+        let start = actLayout.offset(.probs) + index * config.paddedVocabSize
+        return acts.withBuffer(start..<start + config.vocabSize, body)
+    }
+
+    // MARK: - Forward
+
+    /// Runs the model on `inputs` (B·T token ids, row-major (B,T)); with `targets`, also the mean
+    /// cross-entropy loss, which it returns. Allocates nothing.
+    @discardableResult
+    public func forward(inputs inp: [Int32], targets tgt: [Int32]? = nil, batch B: Int? = nil,
+                        seq T: Int? = nil) throws(ModelError) -> Float? {
+        let B = B ?? batchCapacity, T = T ?? seqCapacity
+        guard B > 0, T > 0, B <= batchCapacity, T <= seqCapacity else {
+            throw .batchTooLarge(batch: B, seq: T, capacityBatch: batchCapacity, capacitySeq: seqCapacity)
+        }
+        let BT = B * T, V = config.vocabSize
+        try copyTokens(inp, into: inputs, count: BT, vocab: V, what: "input")
+        if let tgt { try copyTokens(tgt, into: targets, count: BT, vocab: V, what: "target") }
+        lastBatch = B
+        lastSeq = T
+        haveTargets = tgt != nil
+        runForward(B: B, T: T)
+        return haveTargets ? meanLoss : nil
+    }
+
+    private func copyTokens(_ src: [Int32], into dst: UnsafeMutablePointer<Int32>, count: Int, vocab: Int,
+                            what: String) throws(ModelError) {
+        guard src.count == count else { throw .tokenCountMismatch(what: what, count: src.count, expected: count) }
+        for i in 0..<count {
+            let tok = src[i]
+            guard tok >= 0 && Int(tok) < vocab else {
+                throw .tokenOutOfRange(what: what, index: i, token: tok, vocabSize: vocab)
+            }
+            dst[i] = tok
+        }
+    }
+
+    private func runForward(B: Int, T: Int) {
+        let c = config, L = c.numLayers, C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize
+        let BT = B * T, p = parallel
+        encoderForward(out: act(.encoded), inp: inputs, wte: param(.wte), wpe: param(.wpe), B: B, T: T, C: C,
+                       parallel: p)
+        for l in 0..<L {
+            let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
+            // This layer's weights.
+            let ln1w = param(.ln1w) + l * C, ln1b = param(.ln1b) + l * C
+            let qkvw = param(.qkvw) + l * 3 * C * C, qkvb = param(.qkvb) + l * 3 * C
+            let attprojw = param(.attprojw) + l * C * C, attprojb = param(.attprojb) + l * C
+            let ln2w = param(.ln2w) + l * C, ln2b = param(.ln2b) + l * C
+            let fcw = param(.fcw) + l * 4 * C * C, fcb = param(.fcb) + l * 4 * C
+            let fcprojw = param(.fcprojw) + l * C * 4 * C, fcprojb = param(.fcprojb) + l * C
+            // This layer's activations.
+            let ln1 = act(.ln1) + l * BT * C, ln1Mean = act(.ln1Mean) + l * BT, ln1Rstd = act(.ln1Rstd) + l * BT
+            let qkv = act(.qkv) + l * BT * 3 * C, atty = act(.atty) + l * BT * C
+            let preatt = act(.preatt) + l * B * NH * T * T, att = act(.att) + l * B * NH * T * T
+            let attproj = act(.attproj) + l * BT * C, residual2 = act(.residual2) + l * BT * C
+            let ln2 = act(.ln2) + l * BT * C, ln2Mean = act(.ln2Mean) + l * BT, ln2Rstd = act(.ln2Rstd) + l * BT
+            let fch = act(.fch) + l * BT * 4 * C, fchGelu = act(.fchGelu) + l * BT * 4 * C
+            let fcproj = act(.fcproj) + l * BT * C, residual3 = act(.residual3) + l * BT * C
+
+            layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: ln1w, bias: ln1b,
+                             N: BT, C: C, parallel: p)
+            matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p)
+            attentionForward(out: atty, preatt: preatt, att: att, inp: qkv, B: B, T: T, C: C, NH: NH, parallel: p)
+            matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C, parallel: p)
+            residualForward(out: residual2, inp1: residual, inp2: attproj, N: BT * C, parallel: p)
+            layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: ln2w, bias: ln2b,
+                             N: BT, C: C, parallel: p)
+            matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p)
+            geluForward(out: fchGelu, inp: fch, N: BT * 4 * C, parallel: p)
+            matmulForward(out: fcproj, inp: fchGelu, weight: fcprojw, bias: fcprojb, N: BT, C: 4 * C, OC: C,
+                          parallel: p)
+            residualForward(out: residual3, inp1: residual2, inp2: fcproj, N: BT * C, parallel: p)
+        }
+        let residual = act(.residual3) + (L - 1) * BT * C
+        layerNormForward(out: act(.lnf), mean: act(.lnfMean), rstd: act(.lnfRstd), inp: residual,
+                         weight: param(.lnfw), bias: param(.lnfb), N: BT, C: C, parallel: p)
+        // The LM head shares the token embedding: logits = lnf · wteᵀ over all Vp rows.
+        matmulForward(out: act(.logits), inp: act(.lnf), weight: param(.wte), bias: nil, N: BT, C: C, OC: Vp,
+                      parallel: p)
+        softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
+        if haveTargets {
+            crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
+            var sum = 0.0
+            for i in 0..<BT { sum += Double(act(.losses)[i]) }
+            meanLoss = Float(sum / Double(BT))
+        }
+    }
+
+    // MARK: - Backward
+
+    /// Zeroes the parameter gradients (call before the first micro-batch of a step).
+    public func zeroGradients() { grads.zero() }
+
+    /// Backpropagates the mean loss of the last forward pass, adding into the parameter gradients
+    /// (so micro-batches accumulate). Allocates nothing.
+    public func backward() throws(ModelError) {
+        guard haveTargets else { throw .backwardWithoutTargets }
+        let c = config, L = c.numLayers, C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize
+        let B = lastBatch, T = lastSeq, BT = B * T, p = parallel
+        gradActs.zero()
+        // The loss is the mean over B·T positions.
+        let dlosses = dact(.losses)
+        for i in 0..<BT { dlosses[i] = 1 / Float(BT) }
+        crossEntropySoftmaxBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs), targets: targets,
+                                    N: BT, V: V, Vp: Vp, parallel: p)
+        matmulBackward(dinp: dact(.lnf), dweight: grad(.wte), dbias: nil, dout: dact(.logits), inp: act(.lnf),
+                       weight: param(.wte), N: BT, C: C, OC: Vp, parallel: p)
+        let lastResidual = act(.residual3) + (L - 1) * BT * C
+        let dlastResidual = dact(.residual3) + (L - 1) * BT * C
+        layerNormBackward(dinp: dlastResidual, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf),
+                          inp: lastResidual, weight: param(.lnfw), mean: act(.lnfMean), rstd: act(.lnfRstd),
+                          N: BT, C: C, parallel: p)
+        for l in (0..<L).reversed() {
+            let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
+            let dresidual = l == 0 ? dact(.encoded) : dact(.residual3) + (l - 1) * BT * C
+            // This layer's weights and their gradients.
+            let ln1w = param(.ln1w) + l * C, qkvw = param(.qkvw) + l * 3 * C * C
+            let attprojw = param(.attprojw) + l * C * C, ln2w = param(.ln2w) + l * C
+            let fcw = param(.fcw) + l * 4 * C * C, fcprojw = param(.fcprojw) + l * C * 4 * C
+            let dln1w = grad(.ln1w) + l * C, dln1b = grad(.ln1b) + l * C
+            let dqkvw = grad(.qkvw) + l * 3 * C * C, dqkvb = grad(.qkvb) + l * 3 * C
+            let dattprojw = grad(.attprojw) + l * C * C, dattprojb = grad(.attprojb) + l * C
+            let dln2w = grad(.ln2w) + l * C, dln2b = grad(.ln2b) + l * C
+            let dfcw = grad(.fcw) + l * 4 * C * C, dfcb = grad(.fcb) + l * 4 * C
+            let dfcprojw = grad(.fcprojw) + l * C * 4 * C, dfcprojb = grad(.fcprojb) + l * C
+            // This layer's activations and their gradients.
+            let ln1 = act(.ln1) + l * BT * C, ln1Mean = act(.ln1Mean) + l * BT, ln1Rstd = act(.ln1Rstd) + l * BT
+            let qkv = act(.qkv) + l * BT * 3 * C, atty = act(.atty) + l * BT * C
+            let att = act(.att) + l * B * NH * T * T, residual2 = act(.residual2) + l * BT * C
+            let ln2 = act(.ln2) + l * BT * C, ln2Mean = act(.ln2Mean) + l * BT, ln2Rstd = act(.ln2Rstd) + l * BT
+            let fch = act(.fch) + l * BT * 4 * C, fchGelu = act(.fchGelu) + l * BT * 4 * C
+            let dln1 = dact(.ln1) + l * BT * C, dqkv = dact(.qkv) + l * BT * 3 * C
+            let datty = dact(.atty) + l * BT * C
+            let dpreatt = dact(.preatt) + l * B * NH * T * T, datt = dact(.att) + l * B * NH * T * T
+            let dattproj = dact(.attproj) + l * BT * C, dresidual2 = dact(.residual2) + l * BT * C
+            let dln2 = dact(.ln2) + l * BT * C, dfch = dact(.fch) + l * BT * 4 * C
+            let dfchGelu = dact(.fchGelu) + l * BT * 4 * C, dfcproj = dact(.fcproj) + l * BT * C
+            let dresidual3 = dact(.residual3) + l * BT * C
+
+            // The forward in reverse: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))).
+            residualBackward(dinp1: dresidual2, dinp2: dfcproj, dout: dresidual3, N: BT * C, parallel: p)
+            matmulBackward(dinp: dfchGelu, dweight: dfcprojw, dbias: dfcprojb, dout: dfcproj, inp: fchGelu,
+                           weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p)
+            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, N: BT * 4 * C, parallel: p)
+            matmulBackward(dinp: dln2, dweight: dfcw, dbias: dfcb, dout: dfch, inp: ln2, weight: fcw, N: BT, C: C,
+                           OC: 4 * C, parallel: p)
+            layerNormBackward(dinp: dresidual2, dweight: dln2w, dbias: dln2b, dout: dln2, inp: residual2,
+                              weight: ln2w, mean: ln2Mean, rstd: ln2Rstd, N: BT, C: C, parallel: p)
+            // residual2 = residual + attproj(attention(qkv(ln1(residual)))).
+            residualBackward(dinp1: dresidual, dinp2: dattproj, dout: dresidual2, N: BT * C, parallel: p)
+            matmulBackward(dinp: datty, dweight: dattprojw, dbias: dattprojb, dout: dattproj, inp: atty,
+                           weight: attprojw, N: BT, C: C, OC: C, parallel: p)
+            attentionBackward(dinp: dqkv, dpreatt: dpreatt, datt: datt, dout: datty, inp: qkv, att: att, B: B, T: T,
+                              C: C, NH: NH, parallel: p)
+            matmulBackward(dinp: dln1, dweight: dqkvw, dbias: dqkvb, dout: dqkv, inp: ln1, weight: qkvw, N: BT, C: C,
+                           OC: 3 * C, parallel: p)
+            layerNormBackward(dinp: dresidual, dweight: dln1w, dbias: dln1b, dout: dln1, inp: residual,
+                              weight: ln1w, mean: ln1Mean, rstd: ln1Rstd, N: BT, C: C, parallel: p)
+        }
+        encoderBackward(dwte: grad(.wte), dwpe: grad(.wpe), dout: dact(.encoded), inp: inputs, B: B, T: T, C: C,
+                        parallel: p)
+    }
+
+    // MARK: - Update
+
+    /// The global L2 norm of all parameter gradients (accumulated in Double).
+    public func gradientNorm() -> Double {
+        var sum = 0.0
+        grads.withBuffer { g in
+            for x in g { sum += Double(x) * Double(x) }
+        }
+        return sum.squareRoot()
+    }
+
+    /// One AdamW step (`step` counts from 1) with global gradient-norm clipping as
+    /// torch.nn.utils.clip_grad_norm_ does it (scale = clip / (norm + 1e-6) when below 1).
+    /// Weight decay applies only to tensors with two or more dimensions. Returns the gradient norm before
+    /// clipping; throws without touching the weights if it is not finite. Allocates nothing.
+    @discardableResult
+    public func update(_ opt: AdamWConfig, step: Int) throws(ModelError) -> Double {
+        precondition(step >= 1, "AdamW steps count from 1")
+        let norm = gradientNorm()
+        guard norm.isFinite else { throw .nonFinite("gradient norm (\(norm))") }
+        var scale: Float = 1
+        if let clip = opt.gradClip, clip > 0 {
+            scale = Float(min(1, clip / (norm + 1e-6)))
+        }
+        let layout = weights.layout
+        for t in ParameterTensor.allCases {
+            let off = layout.offset(t)
+            adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
+                        v: adamV.base + off, n: layout.count(t), gradScale: scale, lr: opt.learningRate,
+                        beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+                        weightDecay: layout.decays(t) ? opt.weightDecay : 0, step: step, parallel: parallel)
+        }
+        return norm
+    }
+}

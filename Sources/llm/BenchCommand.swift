@@ -1,0 +1,80 @@
+// `llm bench`: times training steps or forward passes on a random-weight model; no files needed.
+import ArgumentParser
+import Foundation
+import LLM
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a GPT-2 training step (forward, backward, AdamW) or a forward pass on random weights.",
+        discussion: "Prints each timed repetition, then a summary, then one JSON line with the same keys as ../shared/tools/torch_gpt2_bench.py.")
+
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward }
+
+    @Argument(help: "What to time: train or forward.")
+    var mode: Mode = .train
+    @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6.")
+    var preset: String?
+    @Option(help: "Layers (without a preset).") var layers = 12
+    @Option(help: "Heads (without a preset).") var heads = 12
+    @Option(help: "Channels (without a preset).") var channels = 768
+    @Option(help: "Vocabulary size.") var vocab = 50257
+    @Option(help: "Maximum sequence length.") var maxSeq = 1024
+    @Option(help: "Batch size B.") var batch = 4
+    @Option(help: "Sequence length T.") var seq = 64
+    @Option(help: "Timed repetitions.") var steps = 5
+    @Option(help: "Untimed warm-up repetitions.") var warmup = 1
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if batch < 1 || seq < 1 || steps < 1 || warmup < 0 { throw ValidationError("batch, seq and steps must be positive") }
+        if seq > maxSeq { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var (L, NH, C) = (layers, heads, channels)
+            if let preset {
+                switch preset {
+                case "d6": (L, NH, C) = (6, 6, 384)
+                case "d12": (L, NH, C) = (12, 12, 768)
+                case "d24": (L, NH, C) = (24, 16, 1024)
+                case "d36": (L, NH, C) = (36, 20, 1280)
+                case "d48": (L, NH, C) = (48, 25, 1600)
+                default: throw ValidationError("unknown preset \(preset) (d6, d12, d24, d36, d48)")
+                }
+            }
+            let config = try GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: L, numHeads: NH, channels: C)
+            let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
+            let net = try GPT2(weights: .randomGPT2(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
+            var rng = SplitMix64(seed: 1)
+            let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
+            let inputs = Array(tokens.prefix(batch * seq)), targets = Array(tokens.suffix(batch * seq))
+            FileHandle.standardError.write(Data("bench \(mode.rawValue): \(config), B=\(batch) T=\(seq), \(parallel.threads) threads\n".utf8))
+            var times = [Double]()
+            for i in 0..<(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                if mode == .train {
+                    try net.forward(inputs: inputs, targets: targets)
+                    net.zeroGradients()
+                    try net.backward()
+                    try net.update(AdamWConfig(learningRate: 1e-4), step: i + 1)
+                } else {
+                    try net.forward(inputs: inputs)
+                }
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                FileHandle.standardError.write(Data(String(format: "%@ %d: %.1f ms\n", i < warmup ? "warmup" : "step", i + 1, ms).utf8))
+                if i >= warmup { times.append(ms) }
+            }
+            let sorted = times.sorted()
+            let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+            let flops = Double(mode == .train ? 6 : 2) * Double(config.parameterCount) * Double(batch * seq)
+            print(String(format: "median %.1f ms (min %.1f, max %.1f), %.0f tokens/s, %.1f GFLOP/s",
+                         median, sorted.first!, sorted.last!, Double(batch * seq) / (median / 1e3), flops / (median / 1e3) / 1e9))
+            print(String(format: "{\"mode\": \"%@\", \"median_ms\": %.3f, \"min\": %.3f, \"max\": %.3f, \"threads\": %d, \"batch\": %d, \"seq\": %d, \"params\": %d, \"tokens_per_s\": %.1f}",
+                         mode.rawValue, median, sorted.first!, sorted.last!, parallel.threads, batch, seq, config.parameterCount,
+                         Double(batch * seq) / (median / 1e3)))
+        }
+    }
+}

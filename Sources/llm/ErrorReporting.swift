@@ -1,0 +1,20 @@
+// One place that turns library errors into a one-line message on stderr and a non-zero exit.
+import ArgumentParser
+import Foundation
+import LLM
+
+/// Runs `body`; a library error becomes `llm: <message>` on stderr and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as FormatError {
+        fail(error.description)
+    } catch let error as ModelError {
+        fail(error.description)
+    }
+}
+
+private func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("llm: error: \(message)\n".utf8))
+    exit(1)
+}

@@ -1,0 +1,10 @@
+// The `llm` command: a thin tree of subcommands over the LLM library.
+import ArgumentParser
+
+@main
+struct LLMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llm",
+        abstract: "Train, verify and run GPT-2 models, written from scratch in Swift.",
+        subcommands: [VerifyCommand.self, ConvertCommand.self, BenchCommand.self])
+}
