@@ -207,7 +207,8 @@ public final class GPT2 {
         layerNormBackward(dinp: dlastResidual, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf),
                           inp: lastResidual, weight: param(.lnfw), mean: act(.lnfMean), rstd: act(.lnfRstd),
                           N: BT, C: C, parallel: p)
-        for l in (0..<L).reversed() {
+        for i in 0..<L {  // (a plain range: a reversed one allocates in debug builds)
+            let l = L - 1 - i
             let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
             let dresidual = l == 0 ? dact(.encoded) : dact(.residual3) + (l - 1) * BT * C
             // This layer's weights and their gradients.
@@ -283,12 +284,12 @@ public final class GPT2 {
             scale = Float(min(1, clip / (norm + 1e-6)))
         }
         let layout = weights.layout
-        for t in ParameterTensor.allCases {
-            let off = layout.offset(t)
+        for t in 0..<layout.counts.count {  // by index: iterating allCases allocates
+            let off = layout.offsets[t]
             adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
-                        v: adamV.base + off, n: layout.count(t), gradScale: scale, lr: opt.learningRate,
+                        v: adamV.base + off, n: layout.counts[t], gradScale: scale, lr: opt.learningRate,
                         beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
-                        weightDecay: layout.decays(t) ? opt.weightDecay : 0, step: step, parallel: parallel)
+                        weightDecay: layout.decays[t] ? opt.weightDecay : 0, step: step, parallel: parallel)
         }
         return norm
     }

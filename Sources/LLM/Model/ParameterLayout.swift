@@ -16,11 +16,14 @@ public struct ParameterLayout: Sendable, Equatable {
     public let config: GPT2Config
     public let shapes: [[Int]]    // indexed by ParameterTensor.rawValue
     public let offsets: [Int]
+    public let counts: [Int]
+    /// AdamW decays only tensors with two or more dimensions per layer: wte, wpe and the matmul weights.
+    public let decays: [Bool]
     public let totalCount: Int
 
     public init(config c: GPT2Config) {
         let L = c.numLayers, C = c.channels
-        shapes = [
+        let shapes = [
             [c.paddedVocabSize, C],  // wte
             [c.maxSeqLen, C],        // wpe
             [L, C], [L, C],          // ln1w, ln1b
@@ -37,20 +40,15 @@ public struct ParameterLayout: Sendable, Equatable {
             total += shape.reduce(1, *)
         }
         self.config = c
+        self.shapes = shapes
         self.offsets = offsets
+        self.counts = shapes.map { $0.reduce(1, *) }
+        self.decays = ParameterTensor.allCases.map { t in (t.isPerLayer ? shapes[t.rawValue].count - 1 : shapes[t.rawValue].count) >= 2 }
         self.totalCount = total
     }
 
     public func shape(_ t: ParameterTensor) -> [Int] { shapes[t.rawValue] }
     public func offset(_ t: ParameterTensor) -> Int { offsets[t.rawValue] }
-    public func count(_ t: ParameterTensor) -> Int { shapes[t.rawValue].reduce(1, *) }
+    public func count(_ t: ParameterTensor) -> Int { counts[t.rawValue] }
     public func range(_ t: ParameterTensor) -> Range<Int> { offset(t)..<offset(t) + count(t) }
-
-    /// The shape without the stacked layer dimension (what one layer's slice looks like).
-    public func logicalDimensions(_ t: ParameterTensor) -> Int {
-        t.isPerLayer ? shape(t).count - 1 : shape(t).count
-    }
-
-    /// AdamW decays only tensors with two or more dimensions per layer: wte, wpe and the matmul weights.
-    public func decays(_ t: ParameterTensor) -> Bool { logicalDimensions(t) >= 2 }
 }
