@@ -2,7 +2,7 @@
 
 /// For each batch b, head h and query position t: scores against keys t2 ≤ t, softmax, weighted sum of values.
 /// inp is (B,T,3C) with head h of q at columns h·hs..<(h+1)·hs, of k at C + …, of v at 2C + …;
-/// preatt and att are (B,NH,T,T) (entries t2 > t stay zero); out is (B,T,C).
+/// preatt and att are (B,NH,T,T): att is written in full (zero for t2 > t), preatt only for t2 ≤ t; out is (B,T,C).
 func attentionForward(out: FloatPointer, preatt: FloatPointer, att: FloatPointer, inp: ConstFloatPointer,
                       B: Int, T: Int, C: Int, NH: Int, parallel: ParallelFor) {
     let C3 = 3 * C, hs = C / NH
@@ -40,7 +40,8 @@ func attentionForward(out: FloatPointer, preatt: FloatPointer, att: FloatPointer
 }
 
 /// Backward through the weighted sum, the softmax and the scores; accumulates into dinp (B,T,3C).
-/// Softmax backward uses the closed form dpre[t2] = att[t2] · (datt[t2] - Σ att·datt).
+/// Softmax backward uses the closed form dpre[t2] = att[t2] · (datt[t2] - Σ att·datt), which reads the
+/// accumulated datt: the scratch buffers dpreatt and datt (B,NH,T,T) must be zero on entry.
 /// Threads split (batch, head) pairs: each pair reads and writes only its own head's columns.
 func attentionBackward(dinp: FloatPointer, dpreatt: FloatPointer, datt: FloatPointer, dout: ConstFloatPointer,
                        inp: ConstFloatPointer, att: ConstFloatPointer, B: Int, T: Int, C: Int, NH: Int,
