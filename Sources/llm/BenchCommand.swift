@@ -34,18 +34,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var (L, NH, C) = (layers, heads, channels)
-            if let preset {
-                switch preset {
-                case "d6": (L, NH, C) = (6, 6, 384)
-                case "d12": (L, NH, C) = (12, 12, 768)
-                case "d24": (L, NH, C) = (24, 16, 1024)
-                case "d36": (L, NH, C) = (36, 20, 1280)
-                case "d48": (L, NH, C) = (48, 25, 1600)
-                default: throw ValidationError("unknown preset \(preset) (d6, d12, d24, d36, d48)")
-                }
-            }
-            let config = try GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: L, numHeads: NH, channels: C)
+            let config = try preset.map { try GPT2Config.preset($0, vocabSize: vocab, maxSeqLen: maxSeq) }
+                ?? GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: layers, numHeads: heads, channels: channels)
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
             let net = try GPT2(weights: .randomGPT2(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)

@@ -54,9 +54,9 @@ struct VerifyCommand: ParsableCommand {
                 for s in try Parity.runTrajectory(net, state: st, trajectory: traj) {
                     allPassed = allPassed && s.passed
                     print(pad("\(s.step)", 6) + pad(fmt(s.loss), 12) + pad(fmt(s.referenceLoss), 12)
-                          + pad(sci(s.loss_.difference), 11) + pad(fmt(s.gradNorm), 12)
+                          + pad(sci(s.lossCheck.difference), 11) + pad(fmt(s.gradNorm), 12)
                           + pad(fmt(s.referenceGradNorm), 12)
-                          + pad(sci(s.gradNorm_.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
+                          + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
                           + (s.passed ? "OK" : "FAIL"))
                 }
                 if let finalPath = final ?? defaultFinal(beside: trajectory!) {

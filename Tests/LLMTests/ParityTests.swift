@@ -17,8 +17,8 @@ import Testing
         let steps = try Parity.runTrajectory(model, state: state, trajectory: trajectory)
         #expect(steps.count == trajectory.steps)
         for s in steps {
-            #expect(s.loss_.passed, "\(fixture) step \(s.step) loss \(s.loss) vs \(s.referenceLoss)")
-            #expect(s.gradNorm_.passed, "\(fixture) step \(s.step) grad norm \(s.gradNorm) vs \(s.referenceGradNorm)")
+            #expect(s.lossCheck.passed, "\(fixture) step \(s.step) loss \(s.loss) vs \(s.referenceLoss)")
+            #expect(s.gradNormCheck.passed, "\(fixture) step \(s.step) grad norm \(s.gradNorm) vs \(s.referenceGradNorm)")
         }
         let reference = try LLMCCheckpoint.read(Fixtures.path(fixture, "final.bin"))
         for check in Parity.checkFinalWeights(model.weights, reference: reference, referenceGradients: state.gradients,

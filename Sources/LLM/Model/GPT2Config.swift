@@ -25,6 +25,20 @@ public struct GPT2Config: Sendable, Equatable, Codable, CustomStringConvertible 
         try validate()
     }
 
+    /// llm.c's named shapes, `dN` for N layers: d12 is GPT-2 124M, d24 350M, d36 774M, d48 1558M.
+    public static let presets: [String: (layers: Int, heads: Int, channels: Int)] = [
+        "d6": (6, 6, 384), "d12": (12, 12, 768), "d24": (24, 16, 1024), "d36": (36, 20, 1280), "d48": (48, 25, 1600),
+    ]
+
+    /// A preset's shape with GPT-2's vocabulary (50257) and context (1024) unless given.
+    public static func preset(_ name: String, vocabSize: Int = 50257, maxSeqLen: Int = 1024) throws(ModelError) -> GPT2Config {
+        guard let p = presets[name] else {
+            throw .invalidConfig("unknown preset \(name) (known: \(presets.keys.sorted { $0.count == $1.count ? $0 < $1 : $0.count < $1.count }.joined(separator: ", ")))")
+        }
+        return try GPT2Config(maxSeqLen: maxSeqLen, vocabSize: vocabSize, numLayers: p.layers, numHeads: p.heads,
+                              channels: p.channels)
+    }
+
     /// V rounded up to the next multiple of 128.
     public static func pad(_ vocabSize: Int) -> Int { (vocabSize + 127) / 128 * 128 }
 

@@ -60,9 +60,9 @@ public struct ParityStep: Sendable {
     public let step: Int
     public let loss: Double, referenceLoss: Double
     public let gradNorm: Double, referenceGradNorm: Double
-    public let loss_: ParityCheck
-    public let gradNorm_: ParityCheck
-    public var passed: Bool { loss_.passed && gradNorm_.passed }
+    public let lossCheck: ParityCheck
+    public let gradNormCheck: ParityCheck
+    public var passed: Bool { lossCheck.passed && gradNormCheck.passed }
 }
 
 public enum Parity {
@@ -111,8 +111,8 @@ public enum Parity {
             let refLoss = trajectory.losses[s], refNorm = trajectory.gradNormsBeforeClip[s]
             steps.append(ParityStep(
                 step: s + 1, loss: loss, referenceLoss: refLoss, gradNorm: norm, referenceGradNorm: refNorm,
-                loss_: ParityCheck(name: "step \(s + 1) loss", difference: abs(loss - refLoss), bound: stepLossBound),
-                gradNorm_: ParityCheck(name: "step \(s + 1) grad norm", difference: abs(norm - refNorm),
+                lossCheck: ParityCheck(name: "step \(s + 1) loss", difference: abs(loss - refLoss), bound: stepLossBound),
+                gradNormCheck: ParityCheck(name: "step \(s + 1) grad norm", difference: abs(norm - refNorm),
                                        bound: gradNormRelativeBound * abs(refNorm))))
         }
         return steps
