@@ -22,7 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "LLM", swiftSettings: kernelSettings),
+        .target(name: "LLM", resources: [.copy("Resources/gpt2")], swiftSettings: kernelSettings),
         .executableTarget(
             name: "llm",
             dependencies: ["LLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

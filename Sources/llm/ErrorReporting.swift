@@ -11,6 +11,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as ModelError {
         fail(error.description)
+    } catch let error as TokenizerError {
+        fail(error.description)
     }
 }
 

@@ -1,0 +1,65 @@
+// The project's tokenizer file, and tiktoken-style rank exports.
+//
+// Format (UTF-8 text, one item per line):
+//   llm-tokenizer 1
+//   pattern gpt2|gpt4
+//   tokens N                  (mergeable tokens; ids 0..<N)
+//   special <|bos|> 4087      (zero or more: name and id)
+//   <base64 of token 0's bytes>
+//   ... N lines in id order (a token's id is its merge rank)
+// `.tiktoken` exports: "<base64 of token bytes> <rank>" per line, as tiktoken's load_tiktoken_bpe reads.
+import Foundation
+
+extension Tokenizer {
+    /// Saves this tokenizer in the project's format, atomically.
+    public func save(to path: String) throws {
+        var lines = ["llm-tokenizer 1", "pattern \(pattern.rawValue)", "tokens \(ranks.count)"]
+        for (name, id) in specialTokens.sorted(by: { $0.value < $1.value }) { lines.append("special \(name) \(id)") }
+        for t in mergeableTokens { lines.append(Data(t).base64EncodedString()) }
+        let text = lines.joined(separator: "\n") + "\n"
+        try writeFileAtomically(path) { try $0.write(Array(text.utf8)) }
+    }
+
+    /// Loads a tokenizer saved by `save(to:)`.
+    public static func load(_ path: String) throws -> Tokenizer {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TokenizerError.unreadable(path: path, reason: "no such file or not readable")
+        }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        func fail(_ line: Int, _ why: String) -> TokenizerError { .malformed(path: path, reason: "line \(line): \(why)") }
+        guard lines.first == "llm-tokenizer 1" else { throw fail(1, "not an llm tokenizer file (expected \"llm-tokenizer 1\")") }
+        guard lines.count > 2, lines[1].hasPrefix("pattern "), let pattern = SplitPattern(rawValue: String(lines[1].dropFirst(8))) else {
+            throw fail(2, "expected \"pattern gpt2\" or \"pattern gpt4\"")
+        }
+        guard lines.count > 3, lines[2].hasPrefix("tokens "), let n = Int(lines[2].dropFirst(7)), n >= 256 else {
+            throw fail(3, "expected \"tokens N\" with N ≥ 256")
+        }
+        var at = 3, specials = [String: Int32]()
+        while at < lines.count, lines[at].hasPrefix("special ") {
+            let parts = lines[at].split(separator: " ")
+            guard parts.count == 3, let id = Int32(parts[2]), id >= n else { throw fail(at + 1, "expected \"special NAME ID\" with ID ≥ \(n)") }
+            specials[String(parts[1])] = id
+            at += 1
+        }
+        var tokens = [[UInt8]]()
+        tokens.reserveCapacity(n)
+        for k in 0..<n {
+            guard at + k < lines.count, let bytes = Data(base64Encoded: String(lines[at + k])), !bytes.isEmpty else {
+                throw fail(at + k + 1, "token \(k) is not base64")
+            }
+            tokens.append([UInt8](bytes))
+        }
+        // BPE falls back to single bytes, so every byte needs a token (in any order: GPT-2's start with "!").
+        guard Set(tokens.filter { $0.count == 1 }.map { $0[0] }).count == 256 else {
+            throw fail(at + 1, "the tokens do not include all 256 single bytes")
+        }
+        return Tokenizer(tokens: tokens, pattern: pattern, specialTokens: specials)
+    }
+
+    /// Writes tiktoken-style ranks (mergeable tokens only; tiktoken takes special tokens separately).
+    public func exportTiktoken(to path: String) throws {
+        let text = mergeableTokens.enumerated().map { "\(Data($0.element).base64EncodedString()) \($0.offset)" }
+            .joined(separator: "\n") + "\n"
+        try writeFileAtomically(path) { try $0.write(Array(text.utf8)) }
+    }
+}
