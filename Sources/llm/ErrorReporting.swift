@@ -13,6 +13,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as TokenizerError {
         fail(error.description)
+    } catch let error as DataError {
+        fail(error.description)
     }
 }
 

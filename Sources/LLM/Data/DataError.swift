@@ -15,6 +15,11 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case shardTooSmall(path: String, tokens: Int, batch: Int, seq: Int, worldSize: Int)
     case invalidArgument(String)
     case stateMismatch(String)
+    case invalidUTF8(path: String, offset: Int)
+    case emptyInput(path: String)
+    case badJSONL(path: String, line: Int, reason: String)
+    case existingShards(directory: String, name: String)
+    case downloadFailed(url: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +46,12 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
                 + " needs \(worldSize * batch * seq + 1)"
         case let .invalidArgument(why): "invalid data loader argument: \(why)"
         case let .stateMismatch(why): "cannot restore the data loader: \(why)"
+        case let .invalidUTF8(path, offset): "\(path): invalid UTF-8 at byte offset \(offset) (pass --lossy to replace it)"
+        case let .emptyInput(path): "\(path): no text to tokenize"
+        case let .badJSONL(path, line, reason): "\(path): line \(line): \(reason)"
+        case let .existingShards(dir, name):
+            "\(dir) already holds shards named \(name)_*.bin; choose another --name or --out, or pass --overwrite"
+        case let .downloadFailed(url, reason): "cannot download \(url): \(reason); offline? pass --input PATH instead"
         }
     }
 }
