@@ -2,6 +2,9 @@
 // separator (<|endoftext|> for GPT-2), as llm.c's preprocessing does; the first `valFraction` of the
 // token stream becomes NAME_val_000000.bin and the rest NAME_train_000001.bin, NAME_train_000002.bin, …
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 public struct DatasetPreparation {
     public var inputs: [String]          // .txt files (one document each), .jsonl files (one per line), folders
@@ -167,13 +170,31 @@ public enum KnownDataset: String, CaseIterable, Sendable {
         let cache = (env["XDG_CACHE_HOME"] ?? (env["HOME"] ?? NSTemporaryDirectory()) + "/.cache") + "/llm"
         let path = cache + "/\(rawValue).txt"
         if FileManager.default.fileExists(atPath: path) { return path }
-        let data: Data
-        do { data = try Data(contentsOf: URL(string: url)!) } catch {
-            throw DataError.downloadFailed(url: url, reason: error.localizedDescription)
-        }
-        guard !data.isEmpty else { throw DataError.downloadFailed(url: url, reason: "empty response") }
+        let data = try download(url)
         try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         try writeFileAtomically(path) { try $0.write([UInt8](data)) }
         return path
+    }
+
+    /// GETs `url` (30 s timeout), waiting on a semaphore: this runs once, before any model compute.
+    private func download(_ url: String) throws -> Data {
+        final class Box: @unchecked Sendable { var result: Result<Data, DataError>? }  // written once, then read
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        var request = URLRequest(url: URL(string: url)!)
+        request.timeoutInterval = 30
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error {
+                box.result = .failure(.downloadFailed(url: url, reason: error.localizedDescription))
+            } else if let http = response as? HTTPURLResponse, http.statusCode != 200 {
+                box.result = .failure(.downloadFailed(url: url, reason: "HTTP status \(http.statusCode)"))
+            } else if let data, !data.isEmpty {
+                box.result = .success(data)
+            } else {
+                box.result = .failure(.downloadFailed(url: url, reason: "empty response"))
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        return try box.result!.get()
     }
 }
