@@ -15,6 +15,12 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as DataError {
         fail(error.description)
+    } catch let error as TrainingError {
+        fail(error.description)
+    } catch let error as RunLogError {
+        fail(error.description)
+    } catch let error as ScheduleError {
+        fail(error.description)
     }
 }
 

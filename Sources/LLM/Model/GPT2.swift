@@ -98,6 +98,13 @@ public final class GPT2 {
         return acts.withBuffer(start..<start + config.vocabSize, body)
     }
 
+    /// The loss at each position (b·T + t) of the last forward pass with targets.
+    public func withPositionLosses<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        precondition(haveTargets, "the last forward pass had no targets")
+        let start = actLayout.offset(.losses)
+        return acts.withBuffer(start..<start + lastBatch * lastSeq, body)
+    }
+
     // MARK: - Forward
 
     /// Runs the model on `inputs` (B·T token ids, row-major (B,T)); with `targets`, also the mean
@@ -188,16 +195,17 @@ public final class GPT2 {
     /// Zeroes the parameter gradients (call before the first micro-batch of a step).
     public func zeroGradients() { grads.zero() }
 
-    /// Backpropagates the mean loss of the last forward pass, adding into the parameter gradients
-    /// (so micro-batches accumulate). Allocates nothing.
-    public func backward() throws(ModelError) {
+    /// Backpropagates `lossScale` × the mean loss of the last forward pass, adding into the parameter
+    /// gradients, so micro-batches accumulate: with lossScale = 1/k over k micro-batches the gradients are
+    /// those of the mean loss over all of them. Allocates nothing.
+    public func backward(lossScale: Float = 1) throws(ModelError) {
         guard haveTargets else { throw .backwardWithoutTargets }
         let c = config, L = c.numLayers, C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize
         let B = lastBatch, T = lastSeq, BT = B * T, p = parallel
         gradActs.zero()
         // The loss is the mean over B·T positions.
         let dlosses = dact(.losses)
-        for i in 0..<BT { dlosses[i] = 1 / Float(BT) }
+        for i in 0..<BT { dlosses[i] = lossScale / Float(BT) }
         crossEntropySoftmaxBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs), targets: targets,
                                     N: BT, V: V, Vp: Vp, parallel: p)
         matmulBackward(dinp: dact(.lnf), dweight: grad(.wte), dbias: nil, dout: dact(.logits), inp: act(.lnf),

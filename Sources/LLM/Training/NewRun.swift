@@ -1,0 +1,113 @@
+// Setting up a new training run from what the user asked for: the tokenizer (GPT-2's, a file, or one trained
+// on the input text, as nanochat does), the token shards (given, or prepared from --input into RUN/data),
+// and the starting weights (GPT-2's seeded init of a given shape, or a checkpoint).
+import Foundation
+
+public struct NewRun {
+    public enum Model {
+        case shape(layers: Int, heads: Int, channels: Int, maxSeqLen: Int)
+        case initFrom(String)   // an llm.c .bin or a Hugging Face folder
+    }
+
+    public enum TokenizerChoice {
+        case gpt2
+        case file(String)
+        case trainOnInput(vocabSize: Int)   // needs `input`
+    }
+
+    public var runDirectory: String
+    public var model: Model
+    public var tokenizer: TokenizerChoice
+    public var input: String?               // a text file to prepare into RUN/data
+    public var trainShards: String?
+    public var valShards: String?
+    public var training: TrainingConfig     // its shard and tokenizer fields are filled in here
+    public var valFraction = 0.1
+
+    public init(runDirectory: String, model: Model, tokenizer: TokenizerChoice, input: String?, trainShards: String?,
+                valShards: String?, training: TrainingConfig) {
+        self.runDirectory = runDirectory
+        self.model = model
+        self.tokenizer = tokenizer
+        self.input = input
+        self.trainShards = trainShards
+        self.valShards = valShards
+        self.training = training
+    }
+
+    /// Builds everything and returns a trainer at step 0. `status` gets one line per stage.
+    public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
+        let run = RunDirectory(runDirectory)
+        if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+        try training.validate()
+        guard input != nil || trainShards != nil else { throw TrainingError.invalidConfig("give --input FILE or --train PATTERN") }
+        if case .trainOnInput = tokenizer, input == nil {
+            throw TrainingError.invalidConfig("training a tokenizer needs --input; otherwise pass --tokenizer gpt2 or a file")
+        }
+        do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
+            throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
+        }
+        guard access(run.path, W_OK) == 0 else { throw FormatError.writeFailed(path: run.path, reason: "not writable") }
+
+        // Tokenizer.
+        var config = training
+        let tok: Tokenizer
+        switch tokenizer {
+        case .gpt2:
+            tok = try Tokenizer.gpt2()
+            config.tokenizer = "gpt2"
+        case .file(let path):
+            tok = try Tokenizer.load(path)
+            config.tokenizer = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        case .trainOnInput(let vocabSize):
+            let text = try readText(input!)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            tok = try BPETrainer.train(texts: [text], vocabSize: vocabSize, pattern: .gpt4,
+                                       specialTokens: BPETrainer.chatSpecialTokens)
+            try tok.save(to: run.path + "/tokenizer.tok")
+            config.tokenizer = "tokenizer.tok"
+            status(String(format: "trained a %d-token BPE tokenizer on %@ in %.1f s", vocabSize, input!,
+                          Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+        }
+
+        // Data.
+        if let input {
+            var job = DatasetPreparation(inputs: [input], outputDirectory: run.path + "/data", name: "data")
+            job.valFraction = valFraction
+            job.threads = parallel.threads
+            job.overwrite = true  // a failed earlier start may have left shards here
+            let r = try job.run(tokenizer: tok)
+            config.trainShards = "data/data_train_*.bin"
+            config.valShards = "data/data_val_*.bin"
+            status("prepared \(input): \(r.valTokens) val + \(r.trainTokens) train tokens in \(run.path)/data")
+        } else {
+            config.trainShards = trainShards!
+            config.valShards = valShards
+        }
+
+        // Weights.
+        let weights: GPT2Weights
+        var initializedFrom: String? = nil
+        switch model {
+        case let .shape(layers, heads, channels, maxSeqLen):
+            let shape = try GPT2Config(maxSeqLen: maxSeqLen, vocabSize: tok.vocabSize, numLayers: layers,
+                                       numHeads: heads, channels: channels)
+            weights = .randomGPT2(config: shape, seed: config.seed)
+        case .initFrom(let path):
+            weights = try loadWeights(path)
+            initializedFrom = path
+        }
+        let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: initializedFrom)
+        return try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: tok, parallel: parallel)
+    }
+
+    private func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DataError.unreadable(path: path, reason: "no such file or not readable")
+        }
+        let bytes = [UInt8](data)
+        if bytes.isEmpty { throw DataError.emptyInput(path: path) }
+        if let offset = firstInvalidUTF8Offset(bytes) { throw DataError.invalidUTF8(path: path, offset: offset) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

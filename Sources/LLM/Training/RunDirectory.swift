@@ -1,0 +1,109 @@
+// A training run on disk:
+//   RUN/config.json                   model shape, training config, where the weights came from
+//   RUN/log.jsonl                     one JSON line per step, eval and sample (RunLog)
+//   RUN/loss.svg                      the loss curve, redrawn at each eval (LossPlot)
+//   RUN/checkpoints/step_000100/      model.bin (llm.c), optimizer.bin (AdamW moments), state.json
+//   RUN/model.bin                     the final weights
+// A checkpoint is written into checkpoints/.tmp-… and renamed into place whole, so every step_* folder is
+// complete; a run killed mid-write leaves only a .tmp- folder, which resume removes.
+import Foundation
+
+/// What config.json holds.
+public struct RunConfig: Codable, Sendable, Equatable {
+    public var model: GPT2Config
+    public var training: TrainingConfig
+    public var initializedFrom: String?   // weights path, or nil for a seeded GPT-2 init
+}
+
+/// What a checkpoint's state.json holds besides the weights and moments.
+public struct CheckpointState: Codable, Sendable, Equatable {
+    public var step: Int                  // optimizer steps completed
+    public var trainLoader: DataLoaderState
+    public var sampleRNG: UInt64
+}
+
+public struct RunDirectory: Sendable {
+    public let path: String
+
+    public init(_ path: String) { self.path = path }
+
+    public var configPath: String { path + "/config.json" }
+    public var logPath: String { path + "/log.jsonl" }
+    public var checkpointsPath: String { path + "/checkpoints" }
+    public var finalModelPath: String { path + "/model.bin" }
+
+    /// A path from config.json: absolute as is, otherwise relative to the run directory.
+    public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : path + "/" + p }
+
+    public func writeConfig(_ config: RunConfig) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(config)
+        try writeFileAtomically(configPath) { try $0.write([UInt8](data) + [0x0A]) }
+    }
+
+    public func readConfig() throws -> RunConfig {
+        guard let data = FileManager.default.contents(atPath: configPath) else {
+            throw TrainingError.notARun(runDirectory: path, reason: "no config.json")
+        }
+        do { return try JSONDecoder().decode(RunConfig.self, from: data) } catch {
+            throw TrainingError.notARun(runDirectory: path, reason: "config.json is not a run configuration")
+        }
+    }
+
+    /// Complete checkpoints, oldest first, as (step, folder).
+    public func checkpoints() -> [(step: Int, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsPath)) ?? []
+        return names.compactMap { name -> (Int, String)? in
+            guard name.hasPrefix("step_"), let step = Int(name.dropFirst(5)) else { return nil }
+            return (step, checkpointsPath + "/" + name)
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    /// Removes folders left by a checkpoint write that was interrupted.
+    public func removeIncompleteCheckpoints() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsPath)) ?? []
+        for name in names where name.hasPrefix(".tmp-") {
+            try? FileManager.default.removeItem(atPath: checkpointsPath + "/" + name)
+        }
+    }
+
+    /// Writes a checkpoint for `state.step` and keeps only the newest `keep`.
+    func writeCheckpoint(model: GPT2, state: CheckpointState, keep: Int) throws {
+        try FileManager.default.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
+        let name = String(format: "step_%06d", state.step)
+        let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: tmp)
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try LLMCCheckpoint.write(model.weights, to: tmp + "/model.bin")
+        try model.writeOptimizerState(to: tmp + "/optimizer.bin")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try encoder.encode(state)
+        try writeFileAtomically(tmp + "/state.json") { try $0.write([UInt8](json) + [0x0A]) }
+        let final = checkpointsPath + "/" + name
+        try? FileManager.default.removeItem(atPath: final)
+        guard rename(tmp, final) == 0 else {
+            throw FormatError.writeFailed(path: final, reason: String(cString: strerror(errno)))
+        }
+        syncDirectory(checkpointsPath)
+        for old in checkpoints().dropLast(keep) { try? FileManager.default.removeItem(atPath: old.path) }
+    }
+
+    func readCheckpointState(_ folder: String) throws -> CheckpointState {
+        guard let data = FileManager.default.contents(atPath: folder + "/state.json"),
+              let state = try? JSONDecoder().decode(CheckpointState.self, from: data) else {
+            throw FormatError.malformed(path: folder + "/state.json", reason: "not a checkpoint state")
+        }
+        return state
+    }
+}
+
+/// fsync a directory so a rename inside it is durable.
+func syncDirectory(_ path: String) {
+    let fd = open(path, O_RDONLY)
+    if fd >= 0 {
+        fsync(fd)
+        close(fd)
+    }
+}

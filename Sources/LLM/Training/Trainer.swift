@@ -1,0 +1,245 @@
+// The training loop, read top to bottom: each step zeroes the gradients, runs k micro-batches of forward
+// and backward (gradient accumulation, each scaled by 1/k), clips and applies AdamW at the schedule's
+// learning rate; every so often it evaluates, samples and checkpoints. Everything it needs to continue
+// exactly (weights, moments, data position, RNG, step) goes into each checkpoint.
+import Foundation
+
+/// One optimizer step's numbers.
+public struct StepReport: Sendable {
+    public let step: Int            // steps completed, counting this one
+    public let totalSteps: Int
+    public let loss: Float          // mean over the step's micro-batches
+    public let learningRate: Double
+    public let gradNorm: Double     // before clipping
+    public let milliseconds: Double
+    public let tokens: Int
+    public let flops: Double        // estimated model FLOPs of the step
+    public let skipped: Bool        // not applied: the loss or gradient norm was not finite (--skip-nonfinite)
+}
+
+/// A validation pass.
+public struct EvalReport: Sendable {
+    public let step: Int
+    public let loss: Float
+    public let bitsPerByte: Double?
+}
+
+public enum TrainingEvent: Sendable {
+    case step(StepReport)
+    case eval(EvalReport)
+    case sample(step: Int, text: String)
+    case checkpoint(step: Int, path: String)
+}
+
+public final class Trainer {
+    public let run: RunDirectory
+    public let config: RunConfig
+    public let model: GPT2
+    public let tokenizer: Tokenizer
+    /// Optimizer steps completed.
+    public private(set) var step: Int
+
+    private let trainLoader: DataLoader
+    private let valLoader: DataLoader?
+    private let schedule: LearningRateSchedule
+    private var sampleRNG: SplitMix64
+    private let runLog: RunLogWriter
+    private var inputs: [Int32], targets: [Int32]
+    private let tokenBytes: [Int]   // UTF-8 bytes per token id (0 for special tokens), for bits per byte
+    /// A KV-cache generator over the same weights, made on first use.
+    private lazy var sampler = Generator(weights: model.weights, parallel: model.parallel)
+
+    private var training: TrainingConfig { config.training }
+
+    /// Starts a new run in `run` (which must not hold one): writes config.json, then trains from `weights`.
+    public static func start(run: RunDirectory, config: RunConfig, weights: GPT2Weights, tokenizer: Tokenizer,
+                             parallel: ParallelFor) throws -> Trainer {
+        if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+        do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
+            throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
+        }
+        try run.writeConfig(config)
+        return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
+                           resumeFrom: nil)
+    }
+
+    /// Continues a run from its latest complete checkpoint.
+    public static func resume(run: RunDirectory, parallel: ParallelFor) throws -> Trainer {
+        let config = try run.readConfig()
+        run.removeIncompleteCheckpoints()
+        guard let latest = run.checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: run.path) }
+        let weights = try LLMCCheckpoint.read(latest.path + "/model.bin")
+        guard weights.config == config.model else {
+            throw TrainingError.shapeMismatch("\(latest.path)/model.bin: shape \(weights.config) differs from config.json's \(config.model)")
+        }
+        let tokenizer = try loadTokenizer(config.training.tokenizer, run: run)
+        return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
+                           resumeFrom: latest.path)
+    }
+
+    /// The tokenizer named in a config: "gpt2" or a file relative to the run.
+    public static func loadTokenizer(_ name: String, run: RunDirectory) throws -> Tokenizer {
+        name == "gpt2" ? try Tokenizer.gpt2() : try Tokenizer.load(run.resolve(name))
+    }
+
+    private init(run: RunDirectory, config: RunConfig, weights: GPT2Weights, tokenizer: Tokenizer, parallel: ParallelFor,
+                 resumeFrom checkpoint: String?) throws {
+        let t = config.training
+        try t.validate()
+        guard tokenizer.vocabSize <= config.model.vocabSize else {
+            throw TrainingError.shapeMismatch("the tokenizer has \(tokenizer.vocabSize) tokens but the model's vocabulary is \(config.model.vocabSize)")
+        }
+        guard t.seq <= config.model.maxSeqLen else {
+            throw TrainingError.shapeMismatch("--seq \(t.seq) exceeds the model's maximum sequence length \(config.model.maxSeqLen)")
+        }
+        self.run = run
+        self.config = config
+        self.tokenizer = tokenizer
+        model = try GPT2(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel)
+        schedule = try t.learningRateSchedule()
+        let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
+        trainLoader = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, order: order,
+                                     vocabSize: config.model.vocabSize)
+        valLoader = try t.valShards.map {
+            try DataLoader(pattern: run.resolve($0), batch: t.batch, seq: t.seq, vocabSize: config.model.vocabSize)
+        }
+        inputs = [Int32](repeating: 0, count: t.batch * t.seq)
+        targets = inputs
+        tokenBytes = (0..<tokenizer.vocabSize).map { id in
+            tokenizer.specialTokens.values.contains(Int32(id)) ? 0 : ((try? tokenizer.bytes(of: Int32(id)).count) ?? 0)
+        }
+        sampleRNG = SplitMix64(seed: t.seed ^ 0x5A4D_504C)
+        step = 0
+        if let checkpoint {
+            try model.readOptimizerState(from: checkpoint + "/optimizer.bin")
+            let state = try run.readCheckpointState(checkpoint)
+            try trainLoader.restore(state.trainLoader)
+            sampleRNG = SplitMix64(seed: state.sampleRNG)  // a SplitMix64's seed is its state
+            step = state.step
+            _ = try RunLog.truncate(run.logPath, afterStep: step)
+        }
+        runLog = try RunLogWriter(runDirectory: run.path)
+    }
+
+    // MARK: - The loop
+
+    /// Trains to the configured number of steps (or `stopAfter` steps, for tests and demos), reporting each
+    /// step, eval, sample and checkpoint. Evaluates and checkpoints at the end.
+    public func train(stopAfter: Int? = nil, observer: (TrainingEvent) -> Void = { _ in }) throws {
+        let last = min(training.steps, stopAfter ?? training.steps)
+        if step == 0 && training.evalEvery > 0, valLoader != nil { try report(evaluate(), observer) }
+        while step < last {
+            let r = try trainStep()
+            try runLog.append(RunLogRecord(kind: .train, step: r.step, loss: Double(r.loss), lr: r.learningRate,
+                                        gradNorm: r.gradNorm, ms: r.milliseconds,
+                                        tokensPerSecond: Double(r.tokens) / (r.milliseconds / 1e3)))
+            observer(.step(r))
+            let end = step == training.steps
+            if valLoader != nil, training.evalEvery > 0, step % training.evalEvery == 0 || end {
+                try report(evaluate(), observer)
+            }
+            if training.sampleEvery > 0, step % training.sampleEvery == 0 || end {
+                let text = try sample(tokens: training.sampleTokens)
+                try runLog.append(RunLogRecord(kind: .sample, step: step, text: text))
+                observer(.sample(step: step, text: text))
+            }
+            if (training.checkpointEvery > 0 && step % training.checkpointEvery == 0) || end || step == last {
+                try checkpoint()
+                observer(.checkpoint(step: step, path: run.checkpoints().last!.path))
+            }
+        }
+        if step == training.steps { try LLMCCheckpoint.write(model.weights, to: run.finalModelPath) }
+    }
+
+    private func report(_ e: EvalReport, _ observer: (TrainingEvent) -> Void) throws {
+        try runLog.append(RunLogRecord(kind: .eval, step: e.step, valLoss: Double(e.loss), bitsPerByte: e.bitsPerByte))
+        try? LossPlot.write(runDirectory: run.path)
+        observer(.eval(e))
+    }
+
+    /// One optimizer step over `accumulationSteps` micro-batches.
+    public func trainStep() throws -> StepReport {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let k = training.accumulationSteps
+        model.zeroGradients()
+        var lossSum: Float = 0
+        for _ in 0..<k {
+            try trainLoader.next(into: &inputs, targets: &targets)
+            lossSum += try model.forward(inputs: inputs, targets: targets)!
+            try model.backward(lossScale: 1 / Float(k))
+        }
+        let loss = lossSum / Float(k)
+        let lr = schedule.learningRate(at: step)
+        var norm = Double.nan, skipped = false
+        if loss.isFinite {
+            let opt = AdamWConfig(learningRate: lr, beta1: training.beta1, beta2: training.beta2, eps: training.eps,
+                                  weightDecay: training.weightDecay, gradClip: training.gradClip)
+            do {
+                norm = try model.update(opt, step: step + 1)
+            } catch {  // (matching the case in the catch pattern crashes the 6.3 compiler with typed throws)
+                guard case .nonFinite = error else { throw error }
+                skipped = true
+            }
+        } else {
+            skipped = true
+        }
+        if skipped && !training.skipNonFinite {
+            throw TrainingError.nonFinite(step: step + 1, what: loss.isFinite ? "the gradient norm" : "the loss (\(loss.isNaN ? "NaN" : "\(loss)"))")
+        }
+        step += 1
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        let tokens = k * training.batch * training.seq
+        return StepReport(step: step, totalSteps: training.steps, loss: loss, learningRate: lr, gradNorm: norm,
+                          milliseconds: ms, tokens: tokens, flops: flopsPerToken * Double(tokens), skipped: skipped)
+    }
+
+    /// Model FLOPs per trained token: 6 per parameter (forward and backward) plus attention's 12·L·C·T.
+    public var flopsPerToken: Double {
+        let c = config.model
+        return 6 * Double(c.parameterCount) + 12 * Double(c.numLayers * c.channels * training.seq)
+    }
+
+    /// Mean validation loss over the first `evalBatches` batches of the val shards, and bits per byte.
+    public func evaluate() throws -> EvalReport {
+        guard let valLoader else { throw TrainingError.invalidConfig("no validation shards") }
+        try valLoader.restore(DataLoaderState(epoch: 0, shard: 0, sample: 0, order: .sequential))
+        let batches = min(training.evalBatches, valLoader.batchesPerEpoch)
+        var lossSum = 0.0, nats = 0.0, bytes = 0
+        for _ in 0..<batches {
+            try valLoader.next(into: &inputs, targets: &targets)
+            lossSum += Double(try model.forward(inputs: inputs, targets: targets)!)
+            model.withPositionLosses { losses in
+                for (i, target) in targets.enumerated() where Int(target) < tokenBytes.count && tokenBytes[Int(target)] > 0 {
+                    nats += Double(losses[i])
+                    bytes += tokenBytes[Int(target)]
+                }
+            }
+        }
+        let bpb = bytes > 0 ? nats / Double(bytes) / M_LN2 : nil
+        return EvalReport(step: step, loss: Float(lossSum / Double(batches)), bitsPerByte: bpb)
+    }
+
+    /// Text generated from the document separator with the run's seeded sampler (temperature 1, top-k 50).
+    public func sample(tokens: Int) throws -> String {
+        var parameters = GenerateParameters()
+        parameters.maxNewTokens = min(tokens, config.model.maxSeqLen - 1)
+        parameters.temperature = 1
+        parameters.topK = 50
+        parameters.seed = sampleRNG.next()
+        var decoder = StreamingDecoder(tokenizer: tokenizer)
+        var text = ""
+        let start = tokenizer.documentSeparator ?? 0
+        _ = try sampler.generate(prompt: [start], parameters: parameters) { id in
+            if Int(id) < tokenizer.vocabSize, let piece = try? decoder.push(id) { text += piece }
+            return true
+        }
+        return text + decoder.finish()
+    }
+
+    /// Writes a checkpoint of the current step.
+    public func checkpoint() throws {
+        let state = CheckpointState(step: step, trainLoader: trainLoader.state, sampleRNG: sampleRNG.state)
+        try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints)
+        try runLog.append(RunLogRecord(kind: .info, step: step, message: "checkpoint step_\(String(format: "%06d", step))"))
+    }
+}

@@ -1,0 +1,147 @@
+// `llm train`: train a GPT-2 from scratch or from a checkpoint, with evals, samples and checkpoints in a
+// run directory; `--resume RUN_DIR` continues exactly where the last checkpoint left off.
+import ArgumentParser
+import Foundation
+import LLM
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a GPT-2 model; progress on stderr, results on stdout, everything else in the run directory.",
+        discussion: """
+            With only --input FILE, it trains a 4096-token BPE tokenizer on the text, prepares the shards, and trains \
+            a small model (4 layers, 4 heads, 256 channels) for a few minutes on a CPU, printing samples as it goes.
+            The run directory holds config.json, log.jsonl, loss.svg, checkpoints/ and the final model.bin.
+            """)
+
+    // Data and tokenizer.
+    @Option(help: "A text file to train on (tokenized into RUN_DIR/data).") var input: String?
+    @Option(help: "Train shards (glob), from `llm prepare`.") var train: String?
+    @Option(help: "Validation shards (glob).") var val: String?
+    @Option(help: "gpt2, or a tokenizer file. Default with --input: train a BPE tokenizer on it; otherwise gpt2.")
+    var tokenizer: String?
+    @Option(help: "Vocabulary size of a tokenizer trained on --input.") var vocabSize = 4096
+
+    // Model.
+    @Option(help: "Model preset: d6, d12 (GPT-2 124M), d24, d36, d48.") var preset: String?
+    @Option(help: "Layers.") var layers = 4
+    @Option(help: "Attention heads.") var heads = 4
+    @Option(help: "Channels.") var channels = 256
+    @Option(help: "Maximum sequence length (position embeddings).") var maxSeq = 256
+    @Option(help: "Start from these weights (llm.c .bin or Hugging Face folder) instead of a fresh init.")
+    var `init`: String?
+
+    // Optimization.
+    @Option(help: "Micro-batch size B.") var batch = 16
+    @Option(help: "Sequence length T.") var seq = 128
+    @Option(help: "Tokens per optimizer step (a multiple of B·T; more means gradient accumulation).")
+    var totalBatchTokens: Int?
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Token budget instead of --steps.") var tokens: Int?
+    @Option(help: "Peak learning rate.") var lr = 3e-3
+    @Option(help: "Warmup steps.") var warmup = 20
+    @Option(help: "Schedule: cosine, linear, constant, wsd.") var schedule: LearningRateSchedule.Kind = .cosine
+    @Option(help: "Final learning rate as a fraction of the peak.") var finalFraction = 0.1
+    @Option(help: "WSD: the final fraction of training that decays.") var decayFraction = 0.2
+    @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.1
+    @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
+    @Option(help: "Seed for the init, the data order and samples.") var seed: UInt64 = 1337
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+
+    // Run.
+    @Option(help: "Run directory (default: runs/<input name or model>-<time>).") var out: String?
+    @Option(help: "Continue the run in this directory from its latest checkpoint.") var resume: String?
+    @Option(help: "Steps between validation passes (0: never).") var evalEvery = 50
+    @Option(help: "Batches per validation pass.") var evalBatches = 10
+    @Option(help: "Steps between text samples (0: never).") var sampleEvery = 100
+    @Option(help: "Tokens per sample.") var sampleTokens = 96
+    @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 100
+    @Option(help: "Checkpoints to keep.") var keepCheckpoints = 2
+    @Option(help: "Stop after this many steps in this invocation (the run can be resumed).") var stopAfter: Int?
+    @Option(help: "The machine's peak GFLOP/s, to print MFU.") var peakGflops: Double?
+    @Flag(help: "Skip steps whose loss or gradient norm is not finite instead of stopping.") var skipNonfinite = false
+    @Flag(help: "Print only results, no progress.") var quiet = false
+
+    func validate() throws {
+        if resume == nil && input == nil && train == nil { throw ValidationError("give --input FILE, --train PATTERN or --resume RUN_DIR") }
+        if input != nil && train != nil { throw ValidationError("--input and --train are alternatives") }
+        if steps != nil && tokens != nil { throw ValidationError("--steps and --tokens are alternatives") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
+            let progress = TrainingProgress(quiet: quiet, peakGflops: peakGflops)
+            let trainer: Trainer
+            if let resume {
+                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel)
+                progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
+            } else {
+                trainer = try NewRun(runDirectory: out ?? defaultRunDirectory(), model: try modelChoice(),
+                                     tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
+                                     training: try trainingConfig()).start(parallel: parallel, status: progress.status)
+                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
+            }
+            try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
+            progress.finish()
+            print("run: \(trainer.run.path)")
+            if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath)") }
+            if let last = progress.lastEval {
+                print(String(format: "step %d: val loss %.4f%@", last.step, last.loss,
+                             last.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? ""))
+            }
+        }
+    }
+
+    private func modelChoice() throws -> NewRun.Model {
+        if let path = `init` { return .initFrom(path) }
+        if let preset {
+            let c = try GPT2Config.preset(preset, vocabSize: 1, maxSeqLen: maxSeq)
+            return .shape(layers: c.numLayers, heads: c.numHeads, channels: c.channels, maxSeqLen: maxSeq)
+        }
+        return .shape(layers: layers, heads: heads, channels: channels, maxSeqLen: maxSeq)
+    }
+
+    private func tokenizerChoice() -> NewRun.TokenizerChoice {
+        switch tokenizer {
+        case "gpt2": .gpt2
+        case let path?: .file(path)
+        case nil: input != nil ? .trainOnInput(vocabSize: vocabSize) : .gpt2
+        }
+    }
+
+    private func trainingConfig() throws -> TrainingConfig {
+        var t = TrainingConfig(trainShards: train ?? "", valShards: val, tokenizer: "")
+        t.batch = batch
+        t.seq = seq
+        t.totalBatchTokens = totalBatchTokens
+        let stepTokens = totalBatchTokens ?? batch * seq
+        t.steps = steps ?? tokens.map { max(1, ($0 + stepTokens - 1) / stepTokens) } ?? 300
+        t.learningRate = lr
+        t.warmupSteps = min(warmup, t.steps)
+        t.schedule = schedule
+        t.finalFraction = finalFraction
+        t.decayFraction = decayFraction
+        t.weightDecay = weightDecay
+        t.gradClip = gradClip
+        t.seed = seed
+        t.evalEvery = evalEvery
+        t.evalBatches = evalBatches
+        t.sampleEvery = sampleEvery
+        t.sampleTokens = sampleTokens
+        t.checkpointEvery = checkpointEvery
+        t.keepCheckpoints = keepCheckpoints
+        t.skipNonFinite = skipNonfinite
+        return t
+    }
+
+    private func defaultRunDirectory() -> String {
+        let name = input.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset ?? "gpt2"
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "runs/\(name)-\(f.string(from: Date()))"
+    }
+}
+
+extension LearningRateSchedule.Kind: ExpressibleByArgument {}
