@@ -15,7 +15,8 @@ struct TrainCommand: ParsableCommand {
             """)
 
     // Data and tokenizer.
-    @Option(help: "A text file to train on (tokenized into RUN_DIR/data).") var input: String?
+    @Option(help: "A text file to train on (tokenized into RUN_DIR/data), or `tinyshakespeare` to download it.")
+    var input: String?
     @Option(help: "Train shards (glob), from `llm prepare`.") var train: String?
     @Option(help: "Validation shards (glob).") var val: String?
     @Option(help: "gpt2, or a tokenizer file. Default with --input: train a BPE tokenizer on it; otherwise gpt2.")
@@ -24,10 +25,10 @@ struct TrainCommand: ParsableCommand {
 
     // Model.
     @Option(help: "Model preset: d6, d12 (GPT-2 124M), d24, d36, d48.") var preset: String?
-    @Option(help: "Layers.") var layers = 4
-    @Option(help: "Attention heads.") var heads = 4
-    @Option(help: "Channels.") var channels = 256
-    @Option(help: "Maximum sequence length (position embeddings).") var maxSeq = 256
+    @Option(help: "Layers (default 4).") var layers: Int?
+    @Option(help: "Attention heads (default 4).") var heads: Int?
+    @Option(help: "Channels (default 256).") var channels: Int?
+    @Option(help: "Maximum sequence length, i.e. position embeddings (default 256).") var maxSeq: Int?
     @Option(help: "Start from these weights (llm.c .bin or Hugging Face folder) instead of a fresh init.")
     var `init`: String?
 
@@ -76,11 +77,18 @@ struct TrainCommand: ParsableCommand {
             let trainer: Trainer
             if let resume {
                 trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel)
+                try checkShapeFlags(against: trainer.config.model, source: resume)
                 progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
+                var input = input
+                if let name = input, let known = KnownDataset(rawValue: name), !FileManager.default.fileExists(atPath: name) {
+                    progress.status("fetching \(name) (\(known.url))")
+                    input = try known.cachedFile()
+                }
                 trainer = try NewRun(runDirectory: out ?? defaultRunDirectory(), model: try modelChoice(),
                                      tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
                                      training: try trainingConfig()).start(parallel: parallel, status: progress.status)
+                if `init` != nil { try checkShapeFlags(against: trainer.config.model, source: `init`!) }
                 progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
             }
             try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
@@ -96,11 +104,26 @@ struct TrainCommand: ParsableCommand {
 
     private func modelChoice() throws -> NewRun.Model {
         if let path = `init` { return .initFrom(path) }
+        let maxSeq = maxSeq ?? 256
         if let preset {
             let c = try GPT2Config.preset(preset, vocabSize: 1, maxSeqLen: maxSeq)
             return .shape(layers: c.numLayers, heads: c.numHeads, channels: c.channels, maxSeqLen: maxSeq)
         }
-        return .shape(layers: layers, heads: heads, channels: channels, maxSeqLen: maxSeq)
+        return .shape(layers: layers ?? 4, heads: heads ?? 4, channels: channels ?? 256, maxSeqLen: maxSeq)
+    }
+
+    /// Shape flags given with --resume or --init must agree with the checkpoint's shape.
+    private func checkShapeFlags(against model: GPT2Config, source: String) throws {
+        for (flag, value, actual) in [("--layers", layers, model.numLayers), ("--heads", heads, model.numHeads),
+                                      ("--channels", channels, model.channels), ("--max-seq", maxSeq, model.maxSeqLen)] {
+            if let value, value != actual {
+                throw TrainingError.shapeMismatch("\(source): the checkpoint has \(flag.dropFirst(2)) \(actual), but \(flag) \(value) was given")
+            }
+        }
+        if let preset, let p = GPT2Config.presets[preset],
+           (p.layers, p.heads, p.channels) != (model.numLayers, model.numHeads, model.channels) {
+            throw TrainingError.shapeMismatch("\(source): the checkpoint's shape \(model) is not --preset \(preset)")
+        }
     }
 
     private func tokenizerChoice() -> NewRun.TokenizerChoice {

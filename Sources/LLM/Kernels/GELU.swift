@@ -6,13 +6,20 @@
 
 private let geluScale = Float((2.0 / Double.pi).squareRoot())
 
+/// σ(2u) and σ(-2u) = 1 - σ(2u), each without overflow or cancellation: both come from e = exp(-2|u|) ≤ 1.
+@inline(__always)
+private func sigmoids(_ u: Float) -> (pos: Float, neg: Float) {
+    let e = exp(-2 * abs(u))
+    let big = 1 / (1 + e), small = e / (1 + e)
+    return u >= 0 ? (big, small) : (small, big)
+}
+
 /// out = 0.5 · x · (1 + tanh(u)), u = √(2/π) · (x + 0.044715 · x³), elementwise over N values.
 func geluForward(out: FloatPointer, inp: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
         for i in range {
             let x = inp[i]
-            let u = geluScale * (x + 0.044715 * x * x * x)
-            out[i] = x / (1 + exp(-2 * u))  // 0.5 · x · 2σ(2u)
+            out[i] = x * sigmoids(geluScale * (x + 0.044715 * x * x * x)).pos  // 0.5 · x · 2σ(2u)
         }
     }
 }
@@ -23,10 +30,7 @@ func geluBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: ConstFloatPo
     parallel(N) { range in
         for i in range {
             let x = inp[i]
-            let u = geluScale * (x + 0.044715 * x * x * x)
-            let e = exp(-2 * u)
-            let sPos = 1 / (1 + e)      // σ(2u)
-            let sNeg = e / (1 + e)      // σ(-2u) = 1 - σ(2u), without the subtraction
+            let (sPos, sNeg) = sigmoids(geluScale * (x + 0.044715 * x * x * x))
             let local = sPos + 2 * x * sPos * sNeg * geluScale * (1 + 3 * 0.044715 * x * x)
             dinp[i] += local * dout[i]
         }

@@ -15,11 +15,12 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var initializedFrom: String?   // weights path, or nil for a seeded GPT-2 init
 }
 
-/// What a checkpoint's state.json holds besides the weights and moments.
+/// What a checkpoint's state.json holds besides the weights and moments: enough, with them, to continue.
 public struct CheckpointState: Codable, Sendable, Equatable {
     public var step: Int                  // optimizer steps completed
     public var trainLoader: DataLoaderState
     public var sampleRNG: UInt64
+    public var config: RunConfig          // the run's configuration, so a checkpoint stands on its own
 }
 
 public struct RunDirectory: Sendable {

@@ -238,7 +238,7 @@ public final class Trainer {
 
     /// Writes a checkpoint of the current step.
     public func checkpoint() throws {
-        let state = CheckpointState(step: step, trainLoader: trainLoader.state, sampleRNG: sampleRNG.state)
+        let state = CheckpointState(step: step, trainLoader: trainLoader.state, sampleRNG: sampleRNG.state, config: config)
         try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints)
         try runLog.append(RunLogRecord(kind: .info, step: step, message: "checkpoint step_\(String(format: "%06d", step))"))
     }
