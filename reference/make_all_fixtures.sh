@@ -15,4 +15,8 @@ $MAKE --out $FIX/full-context --vocab 128 --layers 1 --heads 1 --channels 16 --m
 $MAKE --out $FIX/deep-heads   --vocab 300 --layers 4 --heads 6 --channels 48 --max-seq 24 --batch 2 --seq 20 --seed 303
 
 python3 reference/check_fixture.py $FIX/odd-vocab $FIX/full-context $FIX/deep-heads
+# Greedy generation with Hugging Face generate() on deep-heads; GPT-2 tokenizer cases from tiktoken; BPE merges.
+python3 reference/make_generate_fixture.py
+python3 reference/make_tokenizer_cases.py
+python3 reference/make_bpe_cases.py
 du -sh $FIX/odd-vocab $FIX/full-context $FIX/deep-heads

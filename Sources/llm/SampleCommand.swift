@@ -18,7 +18,8 @@ struct SampleCommand: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, ids }
 
-    @Option(help: "An llm.c .bin checkpoint or a Hugging Face folder.") var model: String?
+    @Option(help: "An llm.c .bin checkpoint, a Hugging Face folder, or a run directory from `llm train` (its newest weights and its tokenizer).")
+    var model: String?
     @Option(help: "Random weights of a preset shape (d6, d12, ...) instead of --model, for timing.") var randomPreset: String?
     @Option(help: "Prompt text.") var prompt: String?
     @Option(help: "Prompt token ids, comma-separated.") var promptIds: String?
@@ -53,11 +54,17 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let weights = try model.map(loadWeights)
+            // A run directory stands for its newest weights and, unless --tokenizer says otherwise, its tokenizer.
+            let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
+            let weights = try run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
                 ?? .randomGPT2(config: try GPT2Config.preset(randomPreset!), seed: 0)
             let config = weights.config
             // Text in, text out or the default start token need the tokenizer; ids in and out do not.
-            let tokenizer = promptIds == nil || format == .text ? try tokenizerOptions.load() : nil
+            let needsTokenizer = promptIds == nil || format == .text
+            let tokenizer = !needsTokenizer ? nil
+                : try run.flatMap { run in tokenizerOptions.tokenizer == nil
+                    ? try Trainer.loadTokenizer(try run.readConfig().training.tokenizer, run: run) : nil }
+                ?? tokenizerOptions.load()
             if let tokenizer, tokenizer.vocabSize > config.vocabSize {
                 throw usageError("the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(config.vocabSize); give the model's own with --tokenizer")
             }

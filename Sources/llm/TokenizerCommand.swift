@@ -12,11 +12,11 @@ struct TokenizerCommand: ParsableCommand {
 
 /// `--tokenizer gpt2|PATH`, shared by every command that tokenizes.
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "gpt2 (bundled), a tokenizer file from `llm tokenizer train`, or llm.c's gpt2_tokenizer.bin (decode only).")
-    var tokenizer = "gpt2"
+    @Option(help: "gpt2 (bundled, the default), a tokenizer file from `llm tokenizer train`, or llm.c's gpt2_tokenizer.bin (decode only).")
+    var tokenizer: String?
 
     func load() throws -> Tokenizer {
-        if tokenizer == "gpt2" { return try Tokenizer.gpt2() }
+        guard let tokenizer, tokenizer != "gpt2" else { return try Tokenizer.gpt2() }
         if tokenizer.hasSuffix(".bin") { return try Tokenizer.llmcDecoder(tokenizer) }
         return try Tokenizer.load(tokenizer)
     }

@@ -39,7 +39,7 @@ struct TrainCommand: ParsableCommand {
     var totalBatchTokens: Int?
     @Option(help: "Optimizer steps.") var steps: Int?
     @Option(help: "Token budget instead of --steps.") var tokens: Int?
-    @Option(help: "Peak learning rate.") var lr = 3e-3
+    @Option(help: "Peak learning rate.") var lr = 1e-3
     @Option(help: "Warmup steps.") var warmup = 20
     @Option(help: "Schedule: cosine, linear, constant, wsd.") var schedule: LearningRateSchedule.Kind = .cosine
     @Option(help: "Final learning rate as a fraction of the peak.") var finalFraction = 0.1

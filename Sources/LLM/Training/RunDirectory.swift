@@ -52,6 +52,18 @@ public struct RunDirectory: Sendable {
         }
     }
 
+    /// Whether `path` holds a training run (a config.json that reads as one).
+    public static func isRun(_ path: String) -> Bool {
+        (try? RunDirectory(path).readConfig()) != nil
+    }
+
+    /// The run's newest weights: model.bin once training finished, otherwise the latest checkpoint's.
+    public func latestWeightsPath() throws -> String {
+        if FileManager.default.fileExists(atPath: finalModelPath) { return finalModelPath }
+        guard let latest = checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: path) }
+        return latest.path + "/model.bin"
+    }
+
     /// Complete checkpoints, oldest first, as (step, folder).
     public func checkpoints() -> [(step: Int, path: String)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpointsPath)) ?? []

@@ -46,6 +46,9 @@ public final class Trainer {
     private let runLog: RunLogWriter
     private var inputs: [Int32], targets: [Int32]
     private let tokenBytes: [Int]   // UTF-8 bytes per token id (0 for special tokens), for bits per byte
+    /// The prompt samples continue: the corpus's first tokens (a one-file corpus has a single document
+    /// separator, so a sample started from it alone begins in a context the model has seen once).
+    private let samplePrompt: [Int32]
     /// A KV-cache generator over the same weights, made on first use.
     private lazy var sampler = Generator(weights: model.weights, parallel: model.parallel)
 
@@ -108,6 +111,8 @@ public final class Trainer {
         tokenBytes = (0..<tokenizer.vocabSize).map { id in
             tokenizer.specialTokens.values.contains(Int32(id)) ? 0 : ((try? tokenizer.bytes(of: Int32(id)).count) ?? 0)
         }
+        let promptSource = try TokenShardReader(path: (valLoader ?? trainLoader).files[0])
+        samplePrompt = try promptSource.tokens(in: 0..<min(16, promptSource.count, config.model.maxSeqLen / 2))
         sampleRNG = SplitMix64(seed: t.seed ^ 0x5A4D_504C)
         step = 0
         if let checkpoint {
@@ -219,18 +224,22 @@ public final class Trainer {
         return EvalReport(step: step, loss: Float(lossSum / Double(batches)), bitsPerByte: bpb)
     }
 
-    /// Text generated from the document separator with the run's seeded sampler (temperature 1, top-k 50).
+    /// The sample prompt and its continuation, generated with the run's seeded sampler at temperature 0.8 and
+    /// top-k 40, as nanoGPT samples: a small, briefly trained model has a long tail of unlikely tokens that
+    /// plain sampling keeps picking.
     public func sample(tokens: Int) throws -> String {
         var parameters = GenerateParameters()
-        parameters.maxNewTokens = min(tokens, config.model.maxSeqLen - 1)
-        parameters.temperature = 1
-        parameters.topK = 50
+        parameters.maxNewTokens = min(tokens, config.model.maxSeqLen - samplePrompt.count)
+        parameters.temperature = 0.8
+        parameters.topK = 40
         parameters.seed = sampleRNG.next()
         var decoder = StreamingDecoder(tokenizer: tokenizer)
         var text = ""
-        let start = tokenizer.documentSeparator ?? 0
-        _ = try sampler.generate(prompt: [start], parameters: parameters) { id in
-            if Int(id) < tokenizer.vocabSize, let piece = try? decoder.push(id) { text += piece }
+        // Special tokens (the document separator) are left out of the text.
+        func show(_ id: Int32) { if Int(id) < tokenBytes.count, tokenBytes[Int(id)] > 0 { text += (try? decoder.push(id)) ?? "" } }
+        for id in samplePrompt { show(id) }
+        _ = try sampler.generate(prompt: samplePrompt, parameters: parameters) { id in
+            show(id)
             return true
         }
         return text + decoder.finish()
