@@ -41,6 +41,9 @@ public struct NewRun {
         if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
         try training.validate()
         guard input != nil || trainShards != nil else { throw TrainingError.invalidConfig("give --input FILE or --train PATTERN") }
+        if case let .shape(_, _, _, maxSeqLen) = model, training.seq > maxSeqLen {
+            throw TrainingError.shapeMismatch("--seq \(training.seq) exceeds the model's maximum sequence length \(maxSeqLen) (--max-seq)")
+        }
         if case .trainOnInput = tokenizer, input == nil {
             throw TrainingError.invalidConfig("training a tokenizer needs --input; otherwise pass --tokenizer gpt2 or a file")
         }

@@ -61,9 +61,10 @@ public final class Trainer {
         do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
             throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
         }
-        try run.writeConfig(config)
-        return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
-                           resumeFrom: nil)
+        let trainer = try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
+                                  resumeFrom: nil)
+        try run.writeConfig(config)  // last: a start that fails leaves no run behind to block the next attempt
+        return trainer
     }
 
     /// Continues a run from its latest complete checkpoint.
