@@ -246,7 +246,11 @@ import Testing
                 #expect(abs(Double(out[n * OC + o]) - sum) < 1e-5 * max(1, abs(sum)), "out[\(n),\(o)]")
             }
         }
-        #expect(out == run(matmulForward), "identical to matmulForward, which splits rows")
+        let scratch = MatmulScratch(threads: 3)
+        let blocked = run { matmulForward(out: $0, inp: $1, weight: $2, bias: $3, N: $4, C: $5, OC: $6, parallel: $7,
+                                          scratch: scratch) }
+        let diff = zip(out, blocked).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
+        #expect(diff < 1e-4, "matmulForward (register-tiled) agrees to rounding: \(diff)")
     }
 
     // MARK: - The context limit

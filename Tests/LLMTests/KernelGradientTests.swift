@@ -252,7 +252,7 @@ func matmulMatchesReferenceAndAccumulates(shape: (N: Int, C: Int, OC: Int), with
     var out = [Float](repeating: 0, count: N * OC)
     bias.withUnsafeBufferPointer { b in
         matmulForward(out: &out, inp: x, weight: weight, bias: withBias ? b.baseAddress : nil, N: N, C: C, OC: OC,
-                      parallel: parallel)
+                      parallel: parallel, scratch: MatmulScratch(threads: 3))
     }
     expectClose(out, matmulReference(xd, weight: wd, bias: bd, N: N, C: C, OC: OC), "matmul out")
 
@@ -280,6 +280,47 @@ func matmulMatchesReferenceAndAccumulates(shape: (N: Int, C: Int, OC: Int), with
         #expect(grads[2].allSatisfy { $0 == 0 }, "without a bias, dbias must not be written")
     }
     expectAccumulates(grads, backward)
+}
+
+/// The register-tiled paths on shapes that reach every edge: rows not a multiple of the 6-row tile, more than
+/// one 256-deep k block, more than one 512-column packing block, and a last partial 32-column panel; checked
+/// against the products in Double (finite differences would be too slow here in a debug build).
+@Test(arguments: [(N: 13, C: 300, OC: 70), (N: 7, C: 40, OC: 600), (N: 6, C: 64, OC: 32)])
+func blockedMatmulMatchesNaiveProducts(shape: (N: Int, C: Int, OC: Int)) {
+    let (N, C, OC) = shape
+    var rng = SplitMix64(seed: 17)
+    let x = gaussians(N * C, &rng), weight = gaussians(OC * C, &rng, std: 0.5), bias = gaussians(OC, &rng)
+    let dout = gaussians(N * OC, &rng)
+    for threads in [1, 3] {
+        let parallel = ParallelFor(threads: threads)
+        var out = [Float](repeating: .nan, count: N * OC)
+        bias.withUnsafeBufferPointer { b in
+            matmulForward(out: &out, inp: x, weight: weight, bias: b.baseAddress, N: N, C: C, OC: OC,
+                          parallel: parallel, scratch: MatmulScratch(threads: 2))
+        }
+        expectClose(out, matmulReference(doubles(x), weight: doubles(weight), bias: doubles(bias), N: N, C: C, OC: OC),
+                    "blocked matmul out, \(threads) threads")
+        var dx = [Float](repeating: 1, count: N * C), dw = [Float](repeating: 1, count: OC * C)
+        var db = [Float](repeating: 1, count: OC)
+        matmulBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: weight, N: N, C: C, OC: OC,
+                       parallel: parallel)
+        // Reference: 1 (the accumulated starting value) + dout · W, 1 + doutᵀ · x, 1 + column sums.
+        var rdx = [Double](repeating: 1, count: N * C), rdw = [Double](repeating: 1, count: OC * C)
+        var rdb = [Double](repeating: 1, count: OC)
+        for n in 0..<N {
+            for o in 0..<OC {
+                let g = Double(dout[n * OC + o])
+                rdb[o] += g
+                for c in 0..<C {
+                    rdx[n * C + c] += g * Double(weight[o * C + c])
+                    rdw[o * C + c] += g * Double(x[n * C + c])
+                }
+            }
+        }
+        expectClose(dx, rdx, "blocked matmul dinp, \(threads) threads")
+        expectClose(dw, rdw, "blocked matmul dweight, \(threads) threads")
+        expectClose(db, rdb, "blocked matmul dbias, \(threads) threads")
+    }
 }
 
 private enum AttentionShape {

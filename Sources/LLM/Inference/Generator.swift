@@ -16,6 +16,7 @@ public final class Generator {
 
     private let layout: InferenceLayout
     private let arena: FloatArena                    // the InferenceLayout buffers
+    private let scratch: MatmulScratch               // packing buffers for the batched (prefill) matmuls
     private let tokens: UnsafeMutablePointer<Int32>  // (maxT) ids of the positions being run
 
     public init(weights: GPT2Weights, parallel: ParallelFor = .allCores) {
@@ -24,6 +25,7 @@ public final class Generator {
         self.parallel = parallel
         layout = InferenceLayout(config: config)
         arena = FloatArena(count: layout.totalCount)
+        scratch = MatmulScratch(threads: max(parallel.threads, ProcessInfoCores.count))
         tokens = .allocate(capacity: config.maxSeqLen)
         tokens.initialize(repeating: 0, count: config.maxSeqLen)
     }
@@ -111,7 +113,8 @@ public final class Generator {
     private func linear(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
                         N: Int, C: Int, OC: Int) {
         if N >= parallel.threads {
-            matmulForward(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, parallel: parallel)
+            matmulForward(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, parallel: parallel,
+                          scratch: scratch)
         } else {
             matmulForwardByOutputs(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC,
                                    parallel: parallel)

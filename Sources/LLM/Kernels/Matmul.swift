@@ -1,15 +1,173 @@
 // Linear layers: out = inp · Wᵀ + bias with weights stored (out, in), and both backward products.
-// Simple SIMD dot/axpy loops: clearly correct first; the cache-blocked kernels come with the speed work.
+//
+// All three products run on one register-tiled micro-kernel: a 6 × 32 tile of the output held in twelve
+// SIMD16 accumulators, and for each k one broadcast of A per row times two 16-wide vectors of B. The kernel
+// wants B "k-major" (B[k][j] contiguous in j): the backward products have it so already (W for dinp, the
+// layer input for dW); the forward pass packs Wᵀ into that shape, 256 k × 512 columns at a time, in a
+// per-thread scratch buffer allocated once with the model. Threads split the output columns in panels of
+// 32; k is blocked by 256 so a 6-row slice of A stays in L1 and the packed block of B in L2.
+
+let tileRows = 6        // MR: output rows per micro-kernel call
+let tileCols = 32       // NR: output columns per micro-kernel call (two SIMD16 vectors)
+let blockK = 256        // KC: k per block
+let blockCols = 512     // NC: columns packed per block (16 panels)
+
+/// Per-thread buffers for packing weights in `matmulForward`: allocated once, never in a step.
+public final class MatmulScratch: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    /// Threads that can pack at once; more threads than this share the work of this many.
+    public let threads: Int
+    static let floatsPerThread = blockK * blockCols
+
+    public init(threads: Int) {
+        self.threads = max(1, threads)
+        base = .allocate(capacity: self.threads * MatmulScratch.floatsPerThread)
+        base.initialize(repeating: 0, count: self.threads * MatmulScratch.floatsPerThread)
+    }
+
+    deinit { base.deallocate() }
+}
+
+/// C[r, 0..<32] += Σ_k A(r, k) · B[k, 0..<32] for r < rows (≤ 6), k < kCount, where A(r, k) = a[r·ars + k·acs]
+/// and B[k, j] = b[k·ldb + j]. Rows past `rows` repeat the last row and are not stored.
+@inline(__always)
+private func microKernel(_ a: ConstFloatPointer, _ ars: Int, _ acs: Int, _ b: ConstFloatPointer, _ ldb: Int,
+                         _ c: FloatPointer, _ ldc: Int, kCount: Int, rows: Int) {
+    let last = rows - 1
+    let a0 = a, a1 = a + min(1, last) * ars, a2 = a + min(2, last) * ars
+    let a3 = a + min(3, last) * ars, a4 = a + min(4, last) * ars, a5 = a + min(5, last) * ars
+    var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
+    var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
+    var c40 = SIMD16<Float>(), c41 = SIMD16<Float>(), c50 = SIMD16<Float>(), c51 = SIMD16<Float>()
+    var pb = b, ka = 0
+    for _ in 0..<kCount {
+        let b0 = loadSIMD16(pb), b1 = loadSIMD16(pb + 16)
+        var x = SIMD16<Float>(repeating: a0[ka])
+        c00.addProduct(x, b0); c01.addProduct(x, b1)
+        x = SIMD16<Float>(repeating: a1[ka])
+        c10.addProduct(x, b0); c11.addProduct(x, b1)
+        x = SIMD16<Float>(repeating: a2[ka])
+        c20.addProduct(x, b0); c21.addProduct(x, b1)
+        x = SIMD16<Float>(repeating: a3[ka])
+        c30.addProduct(x, b0); c31.addProduct(x, b1)
+        x = SIMD16<Float>(repeating: a4[ka])
+        c40.addProduct(x, b0); c41.addProduct(x, b1)
+        x = SIMD16<Float>(repeating: a5[ka])
+        c50.addProduct(x, b0); c51.addProduct(x, b1)
+        pb += ldb
+        ka += acs
+    }
+    @inline(__always) func add(_ r: Int, _ v0: SIMD16<Float>, _ v1: SIMD16<Float>) {
+        let p = c + r * ldc
+        storeSIMD16(loadSIMD16(p) + v0, p)
+        storeSIMD16(loadSIMD16(p + 16) + v1, p + 16)
+    }
+    add(0, c00, c01)
+    if rows > 1 { add(1, c10, c11) }
+    if rows > 2 { add(2, c20, c21) }
+    if rows > 3 { add(3, c30, c31) }
+    if rows > 4 { add(4, c40, c41) }
+    if rows > 5 { add(5, c50, c51) }
+}
+
+/// C(M × cols) += A(M × K) · B(K × cols), A(r, k) = a[r·ars + k·acs], B[k, j] = b[k·ldb + j], C row stride ldc.
+/// Threads split the columns in panels of 32; a last partial panel falls back to scalar loops.
+private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int, b: ConstFloatPointer,
+                            ldb: Int, M: Int, cols: Int, K: Int, parallel: ParallelFor) {
+    let panels = cols / tileCols
+    parallel(panels) { range in
+        var k0 = 0
+        while k0 < K {
+            let kCount = min(blockK, K - k0)
+            var r0 = 0
+            while r0 < M {
+                let rows = min(tileRows, M - r0)
+                for p in range {
+                    let j0 = p * tileCols
+                    microKernel(a + r0 * ars + k0 * acs, ars, acs, b + k0 * ldb + j0, ldb, c + r0 * ldc + j0, ldc,
+                                kCount: kCount, rows: rows)
+                }
+                r0 += rows
+            }
+            k0 += kCount
+        }
+    }
+    let tail = panels * tileCols
+    if tail < cols {
+        parallel(M) { rowsRange in
+            for r in rowsRange {
+                for j in tail..<cols {
+                    var s: Float = 0
+                    for k in 0..<K { s += a[r * ars + k * acs] * b[k * ldb + j] }
+                    c[r * ldc + j] += s
+                }
+            }
+        }
+    }
+}
 
 /// out[n,o] = bias[o] + sum_c inp[n,c] · weight[o,c]
 /// out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or nil. N = B·T.
+/// Wᵀ is packed, 256 × 512 at a time, into each thread's part of `scratch`.
 func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
-                   N: Int, C: Int, OC: Int, parallel: ParallelFor) {
+                   N: Int, C: Int, OC: Int, parallel: ParallelFor, scratch: MatmulScratch) {
     parallel(N) { rows in
         for n in rows {
-            let x = inp + n * C, o = out + n * OC
-            for j in 0..<OC {
-                o[j] = (bias?[j] ?? 0) + dot(x, weight + j * C, C)
+            let o = out + n * OC
+            if let bias { o.update(from: bias, count: OC) } else { o.update(repeating: 0, count: OC) }
+        }
+    }
+    let threads = min(parallel.threads, scratch.threads)
+    let panels = (OC + tileCols - 1) / tileCols
+    ParallelFor(threads: threads)(threads) { ids in
+        for t in ids {
+            let pack = scratch.base + t * MatmulScratch.floatsPerThread
+            // This thread's panels, in blocks of up to 16 panels (512 columns).
+            var p = panels * t / threads
+            let pEnd = panels * (t + 1) / threads
+            while p < pEnd {
+                let blockPanels = min(blockCols / tileCols, pEnd - p)
+                var k0 = 0
+                while k0 < C {
+                    let kCount = min(blockK, C - k0)
+                    // Pack: panel q holds Wᵀ[k0..<k0+kCount, cols of q] as kCount rows of 32 (zeros past OC).
+                    for q in 0..<blockPanels {
+                        let panel = pack + q * kCount * tileCols
+                        let j0 = (p + q) * tileCols
+                        for j in 0..<tileCols {
+                            let o = j0 + j
+                            if o < OC {
+                                let w = weight + o * C + k0
+                                for k in 0..<kCount { panel[k * tileCols + j] = w[k] }
+                            } else {
+                                for k in 0..<kCount { panel[k * tileCols + j] = 0 }
+                            }
+                        }
+                    }
+                    var r0 = 0
+                    while r0 < N {
+                        let rows = min(tileRows, N - r0)
+                        for q in 0..<blockPanels {
+                            let j0 = (p + q) * tileCols
+                            if j0 + tileCols <= OC {
+                                microKernel(inp + r0 * C + k0, C, 1, pack + q * kCount * tileCols, tileCols,
+                                            out + r0 * OC + j0, OC, kCount: kCount, rows: rows)
+                            } else {  // the last, partial panel: scalar, from the packed columns
+                                let panel = pack + q * kCount * tileCols
+                                for r in r0..<r0 + rows {
+                                    for j in 0..<OC - j0 {
+                                        var s: Float = 0
+                                        for k in 0..<kCount { s += inp[r * C + k0 + k] * panel[k * tileCols + j] }
+                                        out[r * OC + j0 + j] += s
+                                    }
+                                }
+                            }
+                        }
+                        r0 += rows
+                    }
+                    k0 += kCount
+                }
+                p += blockPanels
             }
         }
     }
@@ -17,26 +175,22 @@ func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloat
 
 /// dinp += dout · weight; dweight += doutᵀ · inp; dbias += column sums of dout.
 /// dinp is (N,C), dweight is (OC,C), dbias is (OC) or nil, dout is (N,OC).
-/// Threads split rows of dinp, then rows (output channels) of dweight, so no two threads share a write.
 func matmulBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPointer?, dout: ConstFloatPointer,
                     inp: ConstFloatPointer, weight: ConstFloatPointer, N: Int, C: Int, OC: Int,
                     parallel: ParallelFor) {
-    parallel(N) { rows in
-        for n in rows {
-            let d = dout + n * OC, dx = dinp + n * C
-            for j in 0..<OC { axpy(d[j], weight + j * C, dx, C) }
-        }
-    }
-    parallel(OC) { outputs in
-        for j in outputs {
-            let dw = dweight + j * C
-            var db: Float = 0
-            for n in 0..<N {
-                let g = dout[n * OC + j]
-                db += g
-                axpy(g, inp + n * C, dw, C)
+    // dinp(N × C) += dout(N × OC) · weight(OC × C): A = dout rows, B = weight (k-major already).
+    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: weight, ldb: C, M: N, cols: C, K: OC,
+                   parallel: parallel)
+    // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o], B = inp.
+    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: inp, ldb: C, M: OC, cols: C, K: N,
+                   parallel: parallel)
+    if let dbias {
+        parallel(OC) { outputs in
+            for o in outputs {
+                var s: Float = 0
+                for n in 0..<N { s += dout[n * OC + o] }
+                dbias[o] += s
             }
-            if let dbias { dbias[j] += db }
         }
     }
 }

@@ -36,6 +36,7 @@ public final class GPT2 {
     let adamM: FloatArena      // AdamW first moment
     let adamV: FloatArena      // AdamW second moment
     let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
+    let scratch: MatmulScratch // per-thread packing buffers for the forward matmuls
     let gradActs: FloatArena   // gradients of the activations, same layout
     let actLayout: ActivationLayout
     let inputs: UnsafeMutablePointer<Int32>   // (B,T) of the last forward
@@ -63,6 +64,7 @@ public final class GPT2 {
         adamV = FloatArena(count: n)
         actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
         acts = FloatArena(count: actLayout.totalCount)
+        scratch = MatmulScratch(threads: max(parallel.threads, ProcessInfoCores.count))
         gradActs = FloatArena(count: actLayout.totalCount)
         inputs = .allocate(capacity: batch * seq)
         targets = .allocate(capacity: batch * seq)
@@ -163,16 +165,19 @@ public final class GPT2 {
 
             layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: ln1w, bias: ln1b,
                              N: BT, C: C, parallel: p)
-            matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p)
+            matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p,
+                          scratch: scratch)
             attentionForward(out: atty, preatt: preatt, att: att, inp: qkv, B: B, T: T, C: C, NH: NH, parallel: p)
-            matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C, parallel: p)
+            matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C, parallel: p,
+                          scratch: scratch)
             residualForward(out: residual2, inp1: residual, inp2: attproj, N: BT * C, parallel: p)
             layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: ln2w, bias: ln2b,
                              N: BT, C: C, parallel: p)
-            matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p)
+            matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p,
+                          scratch: scratch)
             geluForward(out: fchGelu, inp: fch, N: BT * 4 * C, parallel: p)
             matmulForward(out: fcproj, inp: fchGelu, weight: fcprojw, bias: fcprojb, N: BT, C: 4 * C, OC: C,
-                          parallel: p)
+                          parallel: p, scratch: scratch)
             residualForward(out: residual3, inp1: residual2, inp2: fcproj, N: BT * C, parallel: p)
         }
         let residual = act(.residual3) + (L - 1) * BT * C
@@ -180,7 +185,7 @@ public final class GPT2 {
                          weight: param(.lnfw), bias: param(.lnfb), N: BT, C: C, parallel: p)
         // The LM head shares the token embedding: logits = lnf · wteᵀ over all Vp rows.
         matmulForward(out: act(.logits), inp: act(.lnf), weight: param(.wte), bias: nil, N: BT, C: C, OC: Vp,
-                      parallel: p)
+                      parallel: p, scratch: scratch)
         softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
         if haveTargets {
             crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
