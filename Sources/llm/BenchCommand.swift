@@ -25,6 +25,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions.") var steps = 5
     @Option(help: "Untimed warm-up repetitions.") var warmup = 1
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Flag(help: "Print where a step's time goes, per kind of operation.") var profile = false
 
     func validate() throws {
         if batch < 1 || seq < 1 || steps < 1 || warmup < 0 { throw ValidationError("batch, seq and steps must be positive") }
@@ -43,7 +44,9 @@ struct BenchCommand: ParsableCommand {
             let inputs = Array(tokens.prefix(batch * seq)), targets = Array(tokens.suffix(batch * seq))
             FileHandle.standardError.write(Data("bench \(mode.rawValue): \(config), B=\(batch) T=\(seq), \(parallel.threads) threads\n".utf8))
             var times = [Double]()
+            let ops = OpProfile()
             for i in 0..<(warmup + steps) {
+                net.profile = profile && i >= warmup ? ops : nil
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 if mode == .train {
                     try net.forward(inputs: inputs, targets: targets)
@@ -56,6 +59,15 @@ struct BenchCommand: ParsableCommand {
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
                 FileHandle.standardError.write(Data(String(format: "%@ %d: %.1f ms\n", i < warmup ? "warmup" : "step", i + 1, ms).utf8))
                 if i >= warmup { times.append(ms) }
+            }
+            if profile {
+                let total = ops.entries.reduce(0) { $0 + $1.milliseconds }
+                print("per step (mean of \(steps)):")
+                for e in ops.entries {
+                    let name = e.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                    print(String(format: "  %@ %9.1f ms  %5.1f%%  (%d calls)", name, e.milliseconds / Double(steps),
+                                 100 * e.milliseconds / total, e.calls / steps))
+                }
             }
             let sorted = times.sorted()
             let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2

@@ -41,6 +41,7 @@ public final class GPT2 {
     let actLayout: ActivationLayout
     let inputs: UnsafeMutablePointer<Int32>   // (B,T) of the last forward
     let targets: UnsafeMutablePointer<Int32>  // (B,T) of the last forward, if it had targets
+    let normPartials: UnsafeMutablePointer<Double>  // one sum per 65,536 gradients, for gradientNorm
 
     /// Shape of the last forward pass, and whether it had targets (so backward may run).
     public private(set) var lastBatch = 0
@@ -70,11 +71,21 @@ public final class GPT2 {
         targets = .allocate(capacity: batch * seq)
         inputs.initialize(repeating: 0, count: batch * seq)
         targets.initialize(repeating: 0, count: batch * seq)
+        normPartials = .allocate(capacity: (n + sumBlock - 1) / sumBlock)
     }
 
     deinit {
         inputs.deallocate()
         targets.deallocate()
+        normPartials.deallocate()
+    }
+
+    /// When set, each kernel's wall time is added to it (for `llm bench train --profile`).
+    public var profile: OpProfile?
+
+    @inline(__always)
+    private func timed(_ op: OpProfile.Op, _ body: () -> Void) {
+        if let profile { profile.measure(op, body) } else { body() }
     }
 
     // MARK: - Views into the arenas
@@ -143,8 +154,10 @@ public final class GPT2 {
     private func runForward(B: Int, T: Int) {
         let c = config, L = c.numLayers, C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize
         let BT = B * T, p = parallel
-        encoderForward(out: act(.encoded), inp: inputs, wte: param(.wte), wpe: param(.wpe), B: B, T: T, C: C,
-                       parallel: p)
+        timed(.encoder) {
+            encoderForward(out: act(.encoded), inp: inputs, wte: param(.wte), wpe: param(.wpe), B: B, T: T, C: C,
+                           parallel: p)
+        }
         for l in 0..<L {
             let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
             // This layer's weights.
@@ -163,32 +176,54 @@ public final class GPT2 {
             let fch = act(.fch) + l * BT * 4 * C, fchGelu = act(.fchGelu) + l * BT * 4 * C
             let fcproj = act(.fcproj) + l * BT * C, residual3 = act(.residual3) + l * BT * C
 
-            layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: ln1w, bias: ln1b,
-                             N: BT, C: C, parallel: p)
-            matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p,
-                          scratch: scratch)
-            attentionForward(out: atty, preatt: preatt, att: att, inp: qkv, B: B, T: T, C: C, NH: NH, parallel: p)
-            matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C, parallel: p,
-                          scratch: scratch)
-            residualForward(out: residual2, inp1: residual, inp2: attproj, N: BT * C, parallel: p)
-            layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: ln2w, bias: ln2b,
-                             N: BT, C: C, parallel: p)
-            matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p,
-                          scratch: scratch)
-            geluForward(out: fchGelu, inp: fch, N: BT * 4 * C, parallel: p)
-            matmulForward(out: fcproj, inp: fchGelu, weight: fcprojw, bias: fcprojb, N: BT, C: 4 * C, OC: C,
-                          parallel: p, scratch: scratch)
-            residualForward(out: residual3, inp1: residual2, inp2: fcproj, N: BT * C, parallel: p)
+            timed(.layerNorm) {
+                layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: ln1w, bias: ln1b,
+                                 N: BT, C: C, parallel: p)
+            }
+            timed(.matmul) {
+                matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p,
+                              scratch: scratch)
+            }
+            timed(.attention) {
+                attentionForward(out: atty, preatt: preatt, att: att, inp: qkv, B: B, T: T, C: C, NH: NH, parallel: p)
+            }
+            timed(.matmul) {
+                matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C,
+                              parallel: p, scratch: scratch)
+            }
+            timed(.residual) { residualForward(out: residual2, inp1: residual, inp2: attproj, N: BT * C, parallel: p) }
+            timed(.layerNorm) {
+                layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: ln2w, bias: ln2b,
+                                 N: BT, C: C, parallel: p)
+            }
+            timed(.matmul) {
+                matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p,
+                              scratch: scratch)
+            }
+            timed(.gelu) { geluForward(out: fchGelu, inp: fch, N: BT * 4 * C, parallel: p) }
+            timed(.matmul) {
+                matmulForward(out: fcproj, inp: fchGelu, weight: fcprojw, bias: fcprojb, N: BT, C: 4 * C, OC: C,
+                              parallel: p, scratch: scratch)
+            }
+            timed(.residual) { residualForward(out: residual3, inp1: residual2, inp2: fcproj, N: BT * C, parallel: p) }
         }
         let residual = act(.residual3) + (L - 1) * BT * C
-        layerNormForward(out: act(.lnf), mean: act(.lnfMean), rstd: act(.lnfRstd), inp: residual,
-                         weight: param(.lnfw), bias: param(.lnfb), N: BT, C: C, parallel: p)
+        timed(.layerNorm) {
+            layerNormForward(out: act(.lnf), mean: act(.lnfMean), rstd: act(.lnfRstd), inp: residual,
+                             weight: param(.lnfw), bias: param(.lnfb), N: BT, C: C, parallel: p)
+        }
         // The LM head shares the token embedding: logits = lnf · wteᵀ over all Vp rows.
-        matmulForward(out: act(.logits), inp: act(.lnf), weight: param(.wte), bias: nil, N: BT, C: C, OC: Vp,
-                      parallel: p, scratch: scratch)
-        softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
+        timed(.matmul) {
+            matmulForward(out: act(.logits), inp: act(.lnf), weight: param(.wte), bias: nil, N: BT, C: C, OC: Vp,
+                          parallel: p, scratch: scratch)
+        }
+        timed(.softmaxLoss) {
+            softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
+        }
         if haveTargets {
-            crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
+            timed(.softmaxLoss) {
+                crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
+            }
             var sum = 0.0
             for i in 0..<BT { sum += Double(act(.losses)[i]) }
             meanLoss = Float(sum / Double(BT))
@@ -198,7 +233,7 @@ public final class GPT2 {
     // MARK: - Backward
 
     /// Zeroes the parameter gradients (call before the first micro-batch of a step).
-    public func zeroGradients() { grads.zero() }
+    public func zeroGradients() { timed(.zeroGrad) { grads.zero() } }
 
     /// Backpropagates `lossScale` × the mean loss of the last forward pass, adding into the parameter
     /// gradients, so micro-batches accumulate: with lossScale = 1/k over k micro-batches the gradients are
@@ -211,15 +246,21 @@ public final class GPT2 {
         // The loss is the mean over B·T positions.
         let dlosses = dact(.losses)
         for i in 0..<BT { dlosses[i] = lossScale / Float(BT) }
-        crossEntropySoftmaxBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs), targets: targets,
-                                    N: BT, V: V, Vp: Vp, parallel: p)
-        matmulBackward(dinp: dact(.lnf), dweight: grad(.wte), dbias: nil, dout: dact(.logits), inp: act(.lnf),
-                       weight: param(.wte), N: BT, C: C, OC: Vp, parallel: p)
+        timed(.softmaxLossBack) {
+            crossEntropySoftmaxBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs), targets: targets,
+                                        N: BT, V: V, Vp: Vp, parallel: p)
+        }
+        timed(.matmulBack) {
+            matmulBackward(dinp: dact(.lnf), dweight: grad(.wte), dbias: nil, dout: dact(.logits), inp: act(.lnf),
+                           weight: param(.wte), N: BT, C: C, OC: Vp, parallel: p)
+        }
         let lastResidual = act(.residual3) + (L - 1) * BT * C
         let dlastResidual = dact(.residual3) + (L - 1) * BT * C
-        layerNormBackward(dinp: dlastResidual, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf),
-                          inp: lastResidual, weight: param(.lnfw), mean: act(.lnfMean), rstd: act(.lnfRstd),
-                          N: BT, C: C, parallel: p)
+        timed(.layerNormBack) {
+            layerNormBackward(dinp: dlastResidual, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf),
+                              inp: lastResidual, weight: param(.lnfw), mean: act(.lnfMean), rstd: act(.lnfRstd),
+                              N: BT, C: C, parallel: p)
+        }
         for i in 0..<L {  // (a plain range: a reversed one allocates in debug builds)
             let l = L - 1 - i
             let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
@@ -249,27 +290,48 @@ public final class GPT2 {
             let dresidual3 = dact(.residual3) + l * BT * C
 
             // The forward in reverse: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))).
-            residualBackward(dinp1: dresidual2, dinp2: dfcproj, dout: dresidual3, N: BT * C, parallel: p)
-            matmulBackward(dinp: dfchGelu, dweight: dfcprojw, dbias: dfcprojb, dout: dfcproj, inp: fchGelu,
-                           weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p)
-            geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, N: BT * 4 * C, parallel: p)
-            matmulBackward(dinp: dln2, dweight: dfcw, dbias: dfcb, dout: dfch, inp: ln2, weight: fcw, N: BT, C: C,
-                           OC: 4 * C, parallel: p)
-            layerNormBackward(dinp: dresidual2, dweight: dln2w, dbias: dln2b, dout: dln2, inp: residual2,
-                              weight: ln2w, mean: ln2Mean, rstd: ln2Rstd, N: BT, C: C, parallel: p)
+            timed(.residualBack) {
+                residualBackward(dinp1: dresidual2, dinp2: dfcproj, dout: dresidual3, N: BT * C, parallel: p)
+            }
+            timed(.matmulBack) {
+                matmulBackward(dinp: dfchGelu, dweight: dfcprojw, dbias: dfcprojb, dout: dfcproj, inp: fchGelu,
+                               weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p)
+            }
+            timed(.geluBack) { geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, N: BT * 4 * C, parallel: p) }
+            timed(.matmulBack) {
+                matmulBackward(dinp: dln2, dweight: dfcw, dbias: dfcb, dout: dfch, inp: ln2, weight: fcw, N: BT, C: C,
+                               OC: 4 * C, parallel: p)
+            }
+            timed(.layerNormBack) {
+                layerNormBackward(dinp: dresidual2, dweight: dln2w, dbias: dln2b, dout: dln2, inp: residual2,
+                                  weight: ln2w, mean: ln2Mean, rstd: ln2Rstd, N: BT, C: C, parallel: p)
+            }
             // residual2 = residual + attproj(attention(qkv(ln1(residual)))).
-            residualBackward(dinp1: dresidual, dinp2: dattproj, dout: dresidual2, N: BT * C, parallel: p)
-            matmulBackward(dinp: datty, dweight: dattprojw, dbias: dattprojb, dout: dattproj, inp: atty,
-                           weight: attprojw, N: BT, C: C, OC: C, parallel: p)
-            attentionBackward(dinp: dqkv, dpreatt: dpreatt, datt: datt, dout: datty, inp: qkv, att: att, B: B, T: T,
-                              C: C, NH: NH, parallel: p)
-            matmulBackward(dinp: dln1, dweight: dqkvw, dbias: dqkvb, dout: dqkv, inp: ln1, weight: qkvw, N: BT, C: C,
-                           OC: 3 * C, parallel: p)
-            layerNormBackward(dinp: dresidual, dweight: dln1w, dbias: dln1b, dout: dln1, inp: residual,
-                              weight: ln1w, mean: ln1Mean, rstd: ln1Rstd, N: BT, C: C, parallel: p)
+            timed(.residualBack) {
+                residualBackward(dinp1: dresidual, dinp2: dattproj, dout: dresidual2, N: BT * C, parallel: p)
+            }
+            timed(.matmulBack) {
+                matmulBackward(dinp: datty, dweight: dattprojw, dbias: dattprojb, dout: dattproj, inp: atty,
+                               weight: attprojw, N: BT, C: C, OC: C, parallel: p)
+            }
+            timed(.attentionBack) {
+                attentionBackward(dinp: dqkv, dpreatt: dpreatt, datt: datt, dout: datty, inp: qkv, att: att, B: B, T: T,
+                                  C: C, NH: NH, parallel: p)
+            }
+            timed(.matmulBack) {
+                matmulBackward(dinp: dln1, dweight: dqkvw, dbias: dqkvb, dout: dqkv, inp: ln1, weight: qkvw, N: BT,
+                               C: C,
+                               OC: 3 * C, parallel: p)
+            }
+            timed(.layerNormBack) {
+                layerNormBackward(dinp: dresidual, dweight: dln1w, dbias: dln1b, dout: dln1, inp: residual,
+                                  weight: ln1w, mean: ln1Mean, rstd: ln1Rstd, N: BT, C: C, parallel: p)
+            }
         }
-        encoderBackward(dwte: grad(.wte), dwpe: grad(.wpe), dout: dact(.encoded), inp: inputs, B: B, T: T, C: C,
-                        parallel: p)
+        timed(.encoderBack) {
+            encoderBackward(dwte: grad(.wte), dwpe: grad(.wpe), dout: dact(.encoded), inp: inputs, B: B, T: T, C: C,
+                            parallel: p)
+        }
     }
 
     // MARK: - Update
@@ -277,8 +339,9 @@ public final class GPT2 {
     /// The global L2 norm of all parameter gradients (accumulated in Double).
     public func gradientNorm() -> Double {
         var sum = 0.0
-        grads.withBuffer { g in
-            for x in g { sum += Double(x) * Double(x) }
+        timed(.gradNorm) {
+            sumOfSquaresByBlock(grads.base, count: grads.count, partials: normPartials, parallel: parallel)
+            for b in 0..<(grads.count + sumBlock - 1) / sumBlock { sum += normPartials[b] }
         }
         return sum.squareRoot()
     }
@@ -299,10 +362,12 @@ public final class GPT2 {
         let layout = weights.layout
         for t in 0..<layout.counts.count {  // by index: iterating allCases allocates
             let off = layout.offsets[t]
-            adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
-                        v: adamV.base + off, n: layout.counts[t], gradScale: scale, lr: opt.learningRate,
-                        beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
-                        weightDecay: layout.decays[t] ? opt.weightDecay : 0, step: step, parallel: parallel)
+            timed(.adamW) {
+                adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
+                            v: adamV.base + off, n: layout.counts[t], gradScale: scale, lr: opt.learningRate,
+                            beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+                            weightDecay: layout.decays[t] ? opt.weightDecay : 0, step: step, parallel: parallel)
+            }
         }
         return norm
     }

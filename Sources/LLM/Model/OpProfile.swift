@@ -1,0 +1,40 @@
+// Where a training step's time goes: wall time per kind of operation, for `llm bench train --profile`.
+import Dispatch
+
+public final class OpProfile: @unchecked Sendable {  // used from the thread that runs the model
+    public enum Op: Int, CaseIterable, Sendable {
+        case encoder, layerNorm, matmul, attention, gelu, residual, softmaxLoss
+        case encoderBack, layerNormBack, matmulBack, attentionBack, geluBack, residualBack, softmaxLossBack
+        case zeroGrad, gradNorm, adamW
+
+        public var name: String {
+            ["encoder", "layernorm", "matmul", "attention", "gelu", "residual", "softmax+loss",
+             "encoder bwd", "layernorm bwd", "matmul bwd", "attention bwd", "gelu bwd", "residual bwd",
+             "softmax+loss bwd", "zero grads", "grad norm", "adamw"][rawValue]
+        }
+    }
+
+    private var nanoseconds = [UInt64](repeating: 0, count: Op.allCases.count)
+    private var calls = [Int](repeating: 0, count: Op.allCases.count)
+
+    public init() {}
+
+    @inline(__always)
+    func measure(_ op: Op, _ body: () -> Void) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        body()
+        nanoseconds[op.rawValue] += DispatchTime.now().uptimeNanoseconds - t0
+        calls[op.rawValue] += 1
+    }
+
+    public func reset() {
+        for i in nanoseconds.indices { nanoseconds[i] = 0; calls[i] = 0 }
+    }
+
+    /// (operation, milliseconds, calls), largest first, for operations that ran.
+    public var entries: [(op: Op, milliseconds: Double, calls: Int)] {
+        Op.allCases.filter { calls[$0.rawValue] > 0 }
+            .map { ($0, Double(nanoseconds[$0.rawValue]) / 1e6, calls[$0.rawValue]) }
+            .sorted { $0.1 > $1.1 }
+    }
+}
