@@ -260,7 +260,7 @@ func matmulMatchesReferenceAndAccumulates(shape: (N: Int, C: Int, OC: Int), with
         var dx = grads[0], dweight = grads[1], dbias = grads[2]
         dbias.withUnsafeMutableBufferPointer { db in
             matmulBackward(dinp: &dx, dweight: &dweight, dbias: withBias ? db.baseAddress : nil, dout: dout, inp: x,
-                           weight: weight, N: N, C: C, OC: OC, parallel: parallel)
+                           weight: weight, N: N, C: C, OC: OC, parallel: parallel, scratch: MatmulScratch(threads: 3))
         }
         return [dx, dweight, dbias]
     }
@@ -303,7 +303,7 @@ func blockedMatmulMatchesNaiveProducts(shape: (N: Int, C: Int, OC: Int)) {
         var dx = [Float](repeating: 1, count: N * C), dw = [Float](repeating: 1, count: OC * C)
         var db = [Float](repeating: 1, count: OC)
         matmulBackward(dinp: &dx, dweight: &dw, dbias: &db, dout: dout, inp: x, weight: weight, N: N, C: C, OC: OC,
-                       parallel: parallel)
+                       parallel: parallel, scratch: MatmulScratch(threads: 2))
         // Reference: 1 (the accumulated starting value) + dout · W, 1 + doutᵀ · x, 1 + column sums.
         var rdx = [Double](repeating: 1, count: N * C), rdw = [Double](repeating: 1, count: OC * C)
         var rdb = [Double](repeating: 1, count: OC)

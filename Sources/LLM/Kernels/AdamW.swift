@@ -3,7 +3,8 @@
 /// One AdamW step over n parameters. `gradScale` multiplies each gradient first (gradient clipping).
 /// p -= lr·wd·p; m = m + (1-β1)·(g - m); v = β2·v + (1-β2)·g²;
 /// p -= (lr / (1-β1^t)) · m / (√v / √(1-β2^t) + eps).
-/// Scalars are formed in Double and rounded once, as PyTorch does with Python floats.
+/// Scalars are formed in Double and rounded once, as PyTorch does with Python floats. √v is computed in SIMD
+/// registers (`squareRoot`), within about an ulp of the correctly rounded value.
 func adamWUpdate(params: FloatPointer, grads: ConstFloatPointer, m: FloatPointer, v: FloatPointer, n: Int,
                  gradScale: Float, lr: Double, beta1: Double, beta2: Double, eps: Double, weightDecay: Double,
                  step: Int, parallel: ParallelFor) {
@@ -12,27 +13,31 @@ func adamWUpdate(params: FloatPointer, grads: ConstFloatPointer, m: FloatPointer
     let decay = Float(1 - lr * weightDecay)
     let oneMinusBeta1 = Float(1 - beta1), beta2f = Float(beta2), oneMinusBeta2 = Float(1 - beta2)
     let epsf = Float(eps)
-    parallel(n) { range in
-        // SIMD16 body and scalar tail do the same operations in the same order, so they round alike.
-        var i = range.lowerBound
-        while i + 16 <= range.upperBound {
-            let g = loadSIMD16(grads + i) * gradScale
-            let p = loadSIMD16(params + i) * decay
-            var mv = loadSIMD16(m + i)
-            mv += oneMinusBeta1 * (g - mv)
-            let vv = loadSIMD16(v + i) * beta2f + oneMinusBeta2 * g * g
-            storeSIMD16(mv, m + i)
-            storeSIMD16(vv, v + i)
-            storeSIMD16(p - stepSize * mv / (vv.squareRoot() / bias2Sqrt + epsf), params + i)
-            i += 16
-        }
-        while i < range.upperBound {
-            let g = grads[i] * gradScale
-            params[i] *= decay
-            m[i] += oneMinusBeta1 * (g - m[i])  // torch's lerp toward g
-            v[i] = v[i] * beta2f + oneMinusBeta2 * g * g
-            params[i] -= stepSize * m[i] / (v[i].squareRoot() / bias2Sqrt + epsf)
-            i += 1
+    // Threads split whole 16-float blocks, so each parameter takes the same path (and rounding) for any
+    // thread count; a last partial block goes through the same SIMD code with its lanes gathered.
+    @inline(__always) func adam(_ g: SIMD16<Float>, _ p: inout SIMD16<Float>, _ mv: inout SIMD16<Float>,
+                                _ vv: inout SIMD16<Float>) {
+        let g = g * gradScale
+        p *= decay
+        mv += oneMinusBeta1 * (g - mv)  // torch's lerp toward g
+        vv = vv * beta2f + oneMinusBeta2 * g * g
+        p -= stepSize * mv / (squareRoot(vv) / bias2Sqrt + epsf)
+    }
+    parallel((n + 15) / 16) { blocks in
+        for b in blocks {
+            let i = b * 16
+            if i + 16 <= n {
+                var p = loadSIMD16(params + i), mv = loadSIMD16(m + i), vv = loadSIMD16(v + i)
+                adam(loadSIMD16(grads + i), &p, &mv, &vv)
+                storeSIMD16(p, params + i)
+                storeSIMD16(mv, m + i)
+                storeSIMD16(vv, v + i)
+            } else {
+                var g = SIMD16<Float>(), p = g, mv = g, vv = g
+                for j in 0..<n - i { (g[j], p[j], mv[j], vv[j]) = (grads[i + j], params[i + j], m[i + j], v[i + j]) }
+                adam(g, &p, &mv, &vv)
+                for j in 0..<n - i { (params[i + j], m[i + j], v[i + j]) = (p[j], mv[j], vv[j]) }
+            }
         }
     }
 }

@@ -2,10 +2,10 @@
 //
 // All three products run on one register-tiled micro-kernel: a 6 × 32 tile of the output held in twelve
 // SIMD16 accumulators, and for each k one broadcast of A per row times two 16-wide vectors of B. The kernel
-// wants B "k-major" (B[k][j] contiguous in j): the backward products have it so already (W for dinp, the
-// layer input for dW); the forward pass packs Wᵀ into that shape, 256 k × 512 columns at a time, in a
-// per-thread scratch buffer allocated once with the model. Threads split the output columns in panels of
-// 32; k is blocked by 256 so a 6-row slice of A stays in L1 and the packed block of B in L2.
+// reads B "k-major" (B[k][j] contiguous in j) from a per-thread scratch buffer allocated once with the
+// model, into which each product packs its B 256 k × 512 columns at a time: Wᵀ for the forward pass, W
+// for dinp, the layer input for dW. Threads split the output columns in panels of 32; k is blocked by 256 so
+// a 6-row slice of A stays in L1 and the packed block of B in L2.
 
 let tileRows = 6        // MR: output rows per micro-kernel call
 let tileCols = 32       // NR: output columns per micro-kernel call (two SIMD16 vectors)
@@ -70,95 +70,65 @@ private func microKernel(_ a: ConstFloatPointer, _ ars: Int, _ acs: Int, _ b: Co
     if rows > 5 { add(5, c50, c51) }
 }
 
-/// C(M × cols) += A(M × K) · B(K × cols), A(r, k) = a[r·ars + k·acs], B[k, j] = b[k·ldb + j], C row stride ldc.
-/// Threads split the columns in panels of 32; a last partial panel falls back to scalar loops.
-private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int, b: ConstFloatPointer,
-                            ldb: Int, M: Int, cols: Int, K: Int, parallel: ParallelFor) {
-    let panels = cols / tileCols
-    parallel(panels) { range in
-        var k0 = 0
-        while k0 < K {
-            let kCount = min(blockK, K - k0)
-            var r0 = 0
-            while r0 < M {
-                let rows = min(tileRows, M - r0)
-                for p in range {
-                    let j0 = p * tileCols
-                    microKernel(a + r0 * ars + k0 * acs, ars, acs, b + k0 * ldb + j0, ldb, c + r0 * ldc + j0, ldc,
-                                kCount: kCount, rows: rows)
-                }
-                r0 += rows
-            }
-            k0 += kCount
-        }
-    }
-    let tail = panels * tileCols
-    if tail < cols {
-        parallel(M) { rowsRange in
-            for r in rowsRange {
-                for j in tail..<cols {
-                    var s: Float = 0
-                    for k in 0..<K { s += a[r * ars + k * acs] * b[k * ldb + j] }
-                    c[r * ldc + j] += s
-                }
-            }
-        }
-    }
-}
-
-/// out[n,o] = bias[o] + sum_c inp[n,c] · weight[o,c]
-/// out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or nil. N = B·T.
-/// Wᵀ is packed, 256 × 512 at a time, into each thread's part of `scratch`.
-func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
-                   N: Int, C: Int, OC: Int, parallel: ParallelFor, scratch: MatmulScratch) {
-    parallel(N) { rows in
-        for n in rows {
-            let o = out + n * OC
-            if let bias { o.update(from: bias, count: OC) } else { o.update(repeating: 0, count: OC) }
-        }
-    }
+/// C(M × cols) += A(M × K) · B(K × cols), with A(r, k) = a[r·ars + k·acs] and B(k, j) = b[k·bks + j·bjs]
+/// (so B can be a matrix or the transpose of one), C row stride ldc. Threads split the columns in panels of
+/// 32; each thread packs its B block by block (256 k × up to 512 columns, zeros past `cols`) into its part of
+/// `scratch`, so the micro-kernel reads B contiguously, and reuses it for every 6-row tile of A.
+private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int,
+                            b: ConstFloatPointer, bks: Int, bjs: Int, M: Int, cols: Int, K: Int,
+                            parallel: ParallelFor, scratch: MatmulScratch) {
     let threads = min(parallel.threads, scratch.threads)
-    let panels = (OC + tileCols - 1) / tileCols
+    let panels = (cols + tileCols - 1) / tileCols
     ParallelFor(threads: threads)(threads) { ids in
         for t in ids {
             let pack = scratch.base + t * MatmulScratch.floatsPerThread
-            // This thread's panels, in blocks of up to 16 panels (512 columns).
             var p = panels * t / threads
             let pEnd = panels * (t + 1) / threads
             while p < pEnd {
                 let blockPanels = min(blockCols / tileCols, pEnd - p)
                 var k0 = 0
-                while k0 < C {
-                    let kCount = min(blockK, C - k0)
-                    // Pack: panel q holds Wᵀ[k0..<k0+kCount, cols of q] as kCount rows of 32 (zeros past OC).
+                while k0 < K {
+                    let kCount = min(blockK, K - k0)
+                    // Panel q of the block: B[k0..<k0+kCount, its 32 columns] as kCount rows of 32.
                     for q in 0..<blockPanels {
                         let panel = pack + q * kCount * tileCols
-                        let j0 = (p + q) * tileCols
-                        for j in 0..<tileCols {
-                            let o = j0 + j
-                            if o < OC {
-                                let w = weight + o * C + k0
-                                for k in 0..<kCount { panel[k * tileCols + j] = w[k] }
-                            } else {
-                                for k in 0..<kCount { panel[k * tileCols + j] = 0 }
+                        let j0 = (p + q) * tileCols, width = min(tileCols, cols - j0)
+                        if bjs == 1 {
+                            for k in 0..<kCount {
+                                let src = b + (k0 + k) * bks + j0, dst = panel + k * tileCols
+                                if width == tileCols {
+                                    storeSIMD16(loadSIMD16(src), dst)
+                                    storeSIMD16(loadSIMD16(src + 16), dst + 16)
+                                } else {
+                                    for j in 0..<tileCols { dst[j] = j < width ? src[j] : 0 }
+                                }
+                            }
+                        } else {
+                            for j in 0..<tileCols {
+                                if j < width {
+                                    let src = b + k0 * bks + (j0 + j) * bjs
+                                    for k in 0..<kCount { panel[k * tileCols + j] = src[k * bks] }
+                                } else {
+                                    for k in 0..<kCount { panel[k * tileCols + j] = 0 }
+                                }
                             }
                         }
                     }
                     var r0 = 0
-                    while r0 < N {
-                        let rows = min(tileRows, N - r0)
+                    while r0 < M {
+                        let rows = min(tileRows, M - r0)
                         for q in 0..<blockPanels {
-                            let j0 = (p + q) * tileCols
-                            if j0 + tileCols <= OC {
-                                microKernel(inp + r0 * C + k0, C, 1, pack + q * kCount * tileCols, tileCols,
-                                            out + r0 * OC + j0, OC, kCount: kCount, rows: rows)
+                            let j0 = (p + q) * tileCols, panel = pack + q * kCount * tileCols
+                            let a0 = a + r0 * ars + k0 * acs
+                            if j0 + tileCols <= cols {
+                                microKernel(a0, ars, acs, panel, tileCols, c + r0 * ldc + j0, ldc, kCount: kCount,
+                                            rows: rows)
                             } else {  // the last, partial panel: scalar, from the packed columns
-                                let panel = pack + q * kCount * tileCols
-                                for r in r0..<r0 + rows {
-                                    for j in 0..<OC - j0 {
-                                        var s: Float = 0
-                                        for k in 0..<kCount { s += inp[r * C + k0 + k] * panel[k * tileCols + j] }
-                                        out[r * OC + j0 + j] += s
+                                for r in 0..<rows {
+                                    for j in 0..<cols - j0 {
+                                        var sum: Float = 0
+                                        for k in 0..<kCount { sum += a0[r * ars + k * acs] * panel[k * tileCols + j] }
+                                        c[(r0 + r) * ldc + j0 + j] += sum
                                     }
                                 }
                             }
@@ -173,17 +143,32 @@ func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloat
     }
 }
 
+/// out[n,o] = bias[o] + sum_c inp[n,c] · weight[o,c]
+/// out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or nil. N = B·T.
+func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
+                   N: Int, C: Int, OC: Int, parallel: ParallelFor, scratch: MatmulScratch) {
+    parallel(N) { rows in
+        for n in rows {
+            let o = out + n * OC
+            if let bias { o.update(from: bias, count: OC) } else { o.update(repeating: 0, count: OC) }
+        }
+    }
+    // out(N × OC) += inp(N × C) · weightᵀ: B(k, j) = weight[j·C + k].
+    gemmAccumulate(c: out, ldc: OC, a: inp, ars: C, acs: 1, b: weight, bks: 1, bjs: C, M: N, cols: OC, K: C,
+                   parallel: parallel, scratch: scratch)
+}
+
 /// dinp += dout · weight; dweight += doutᵀ · inp; dbias += column sums of dout.
 /// dinp is (N,C), dweight is (OC,C), dbias is (OC) or nil, dout is (N,OC).
 func matmulBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPointer?, dout: ConstFloatPointer,
                     inp: ConstFloatPointer, weight: ConstFloatPointer, N: Int, C: Int, OC: Int,
-                    parallel: ParallelFor) {
-    // dinp(N × C) += dout(N × OC) · weight(OC × C): A = dout rows, B = weight (k-major already).
-    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: weight, ldb: C, M: N, cols: C, K: OC,
-                   parallel: parallel)
-    // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o], B = inp.
-    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: inp, ldb: C, M: OC, cols: C, K: N,
-                   parallel: parallel)
+                    parallel: ParallelFor, scratch: MatmulScratch) {
+    // dinp(N × C) += dout(N × OC) · weight(OC × C).
+    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: weight, bks: C, bjs: 1, M: N, cols: C, K: OC,
+                   parallel: parallel, scratch: scratch)
+    // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o].
+    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: inp, bks: C, bjs: 1, M: OC, cols: C, K: N,
+                   parallel: parallel, scratch: scratch)
     if let dbias {
         parallel(OC) { outputs in
             for o in outputs {

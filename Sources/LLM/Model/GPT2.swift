@@ -252,7 +252,7 @@ public final class GPT2 {
         }
         timed(.matmulBack) {
             matmulBackward(dinp: dact(.lnf), dweight: grad(.wte), dbias: nil, dout: dact(.logits), inp: act(.lnf),
-                           weight: param(.wte), N: BT, C: C, OC: Vp, parallel: p)
+                           weight: param(.wte), N: BT, C: C, OC: Vp, parallel: p, scratch: scratch)
         }
         let lastResidual = act(.residual3) + (L - 1) * BT * C
         let dlastResidual = dact(.residual3) + (L - 1) * BT * C
@@ -295,12 +295,12 @@ public final class GPT2 {
             }
             timed(.matmulBack) {
                 matmulBackward(dinp: dfchGelu, dweight: dfcprojw, dbias: dfcprojb, dout: dfcproj, inp: fchGelu,
-                               weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p)
+                               weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p, scratch: scratch)
             }
             timed(.geluBack) { geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, N: BT * 4 * C, parallel: p) }
             timed(.matmulBack) {
                 matmulBackward(dinp: dln2, dweight: dfcw, dbias: dfcb, dout: dfch, inp: ln2, weight: fcw, N: BT, C: C,
-                               OC: 4 * C, parallel: p)
+                               OC: 4 * C, parallel: p, scratch: scratch)
             }
             timed(.layerNormBack) {
                 layerNormBackward(dinp: dresidual2, dweight: dln2w, dbias: dln2b, dout: dln2, inp: residual2,
@@ -312,7 +312,7 @@ public final class GPT2 {
             }
             timed(.matmulBack) {
                 matmulBackward(dinp: datty, dweight: dattprojw, dbias: dattprojb, dout: dattproj, inp: atty,
-                               weight: attprojw, N: BT, C: C, OC: C, parallel: p)
+                               weight: attprojw, N: BT, C: C, OC: C, parallel: p, scratch: scratch)
             }
             timed(.attentionBack) {
                 attentionBackward(dinp: dqkv, dpreatt: dpreatt, datt: datt, dout: datty, inp: qkv, att: att, B: B, T: T,
@@ -321,7 +321,7 @@ public final class GPT2 {
             timed(.matmulBack) {
                 matmulBackward(dinp: dln1, dweight: dqkvw, dbias: dqkvb, dout: dqkv, inp: ln1, weight: qkvw, N: BT,
                                C: C,
-                               OC: 3 * C, parallel: p)
+                               OC: 3 * C, parallel: p, scratch: scratch)
             }
             timed(.layerNormBack) {
                 layerNormBackward(dinp: dresidual, dweight: dln1w, dbias: dln1b, dout: dln1, inp: residual,
