@@ -8,12 +8,18 @@ func softmaxForward(probs: FloatPointer, logits: ConstFloatPointer, N: Int, V: I
             let x = logits + n * Vp, p = probs + n * Vp
             var maxVal = -Float.greatestFiniteMagnitude
             for i in 0..<V { maxVal = max(maxVal, x[i]) }
-            var sum: Float = 0
-            for i in 0..<V {
-                p[i] = exp(x[i] - maxVal)
-                sum += p[i]
+            // e^(x - max) sixteen at a time (the last group partly filled), summed in Double.
+            var sum = 0.0, i = 0
+            while i < V {
+                let count = min(16, V - i)
+                var v = SIMD16<Float>(repeating: maxVal)
+                for j in 0..<count { v[j] = x[i + j] }
+                let e = exponential(v - maxVal)
+                if count == 16 { storeSIMD16(e, p + i) } else { for j in 0..<count { p[i + j] = e[j] } }
+                for j in 0..<count { sum += Double(e[j]) }
+                i += count
             }
-            let inv = 1 / sum
+            let inv = Float(1 / sum)
             for i in 0..<V { p[i] *= inv }
             for i in V..<Vp { p[i] = 0 }
         }

@@ -8,18 +8,50 @@ private let geluScale = Float((2.0 / Double.pi).squareRoot())
 
 /// σ(2u) and σ(-2u) = 1 - σ(2u), each without overflow or cancellation: both come from e = exp(-2|u|) ≤ 1.
 @inline(__always)
-private func sigmoids(_ u: Float) -> (pos: Float, neg: Float) {
-    let e = exp(-2 * abs(u))
+private func sigmoids(_ u: SIMD16<Float>) -> (pos: SIMD16<Float>, neg: SIMD16<Float>) {
+    let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
     let big = 1 / (1 + e), small = e / (1 + e)
-    return u >= 0 ? (big, small) : (small, big)
+    var pos = small, neg = big
+    pos.replace(with: big, where: u .>= 0)
+    neg.replace(with: small, where: u .>= 0)
+    return (pos, neg)
+}
+
+/// Runs `body` on the values at 16-lane groups of 0..<N within `range` (the last group partly filled), so every
+/// element goes through the same lane-wise SIMD arithmetic whatever the thread split.
+@inline(__always)
+private func forEachGroup(_ range: Range<Int>, _ body: (Int, Int) -> Void) {
+    var i = range.lowerBound
+    while i < range.upperBound {
+        let count = min(16, range.upperBound - i)
+        body(i, count)
+        i += count
+    }
+}
+
+@inline(__always)
+private func load(_ p: ConstFloatPointer, _ i: Int, _ count: Int) -> SIMD16<Float> {
+    if count == 16 { return loadSIMD16(p + i) }
+    var v = SIMD16<Float>()
+    for j in 0..<count { v[j] = p[i + j] }
+    return v
+}
+
+@inline(__always)
+private func store(_ v: SIMD16<Float>, _ p: FloatPointer, _ i: Int, _ count: Int) {
+    if count == 16 { storeSIMD16(v, p + i) } else { for j in 0..<count { p[i + j] = v[j] } }
 }
 
 /// out = 0.5 · x · (1 + tanh(u)), u = √(2/π) · (x + 0.044715 · x³), elementwise over N values.
 func geluForward(out: FloatPointer, inp: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
-        for i in range {
-            let x = inp[i]
-            out[i] = x * sigmoids(geluScale * (x + 0.044715 * x * x * x)).pos  // 0.5 · x · 2σ(2u)
+        forEachGroup(range) { i, count in
+            let x = load(inp, i, count)
+            let u: SIMD16<Float> = geluScale * (x + 0.044715 * x * x * x)
+            let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
+            var s = e / (1 + e)                             // σ(2u) for u < 0
+            s.replace(with: 1 / (1 + e), where: u .>= 0)    // σ(2u) for u ≥ 0
+            store(x * s, out, i, count)  // 0.5 · x · 2σ(2u)
         }
     }
 }
@@ -28,11 +60,13 @@ func geluForward(out: FloatPointer, inp: ConstFloatPointer, N: Int, parallel: Pa
 /// with 0.5(1 + tanh u) = σ(2u) and 1 - tanh² u = 4σ(2u)σ(-2u).
 func geluBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
-        for i in range {
-            let x = inp[i]
-            let (sPos, sNeg) = sigmoids(geluScale * (x + 0.044715 * x * x * x))
-            let local = sPos + 2 * x * sPos * sNeg * geluScale * (1 + 3 * 0.044715 * x * x)
-            dinp[i] += local * dout[i]
+        forEachGroup(range) { i, count in
+            let x = load(inp, i, count)
+            let x2 = x * x
+            let (sPos, sNeg) = sigmoids(geluScale * (x + 0.044715 * x2 * x))
+            let slope: SIMD16<Float> = geluScale * (1 + 3 * 0.044715 * x2)
+            let local: SIMD16<Float> = sPos + 2 * x * sPos * sNeg * slope
+            store(load(dinp, i, count) + local * load(dout, i, count), dinp, i, count)
         }
     }
 }

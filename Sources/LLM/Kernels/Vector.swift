@@ -60,3 +60,31 @@ func squareRoot(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let residual = x.addingProduct(-s, s)  // x − s², exactly
     return s.addingProduct(residual, y * 0.5)
 }
+
+/// eˣ lane by lane, within about 4 ulp, in SIMD registers (libm's expf is one call per lane, and the
+/// stdlib's SIMD rounding and int conversion are per-lane calls too, so neither is used). x = n·ln2 + r with
+/// |r| ≤ ln2/2: n is rounded by adding 1.5·2²³ (which also leaves n in the low mantissa bits, for 2ⁿ), eʳ is
+/// a degree-6 Taylor polynomial (error < 2e-8 on that range). Below -87.3 the result is 0, above 88 it is
+/// +inf (the callers only pass x ≤ 0); NaN stays NaN.
+@inline(__always)
+func exponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let lo = SIMD16<Float>(repeating: -87.3), hi = SIMD16<Float>(repeating: 88)
+    let clamped = pointwiseMin(pointwiseMax(x, lo), hi)
+    let magic = SIMD16<Float>(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer
+    let shifted = clamped.addingProduct(clamped, SIMD16(repeating: 0.442_695_04)) + magic  // x·log₂e + magic
+    let n = shifted - magic
+    let r = clamped.addingProduct(n, SIMD16(repeating: -0.693_145_75))
+        .addingProduct(n, SIMD16(repeating: -1.428_606_8e-6))  // x − n·ln2, ln2 in two parts
+    var p = SIMD16<Float>(repeating: 1.0 / 120).addingProduct(SIMD16(repeating: 1.0 / 720), r)
+    p = SIMD16<Float>(repeating: 1.0 / 24).addingProduct(p, r)
+    p = SIMD16<Float>(repeating: 1.0 / 6).addingProduct(p, r)
+    p = SIMD16<Float>(repeating: 0.5).addingProduct(p, r)
+    p = SIMD16<Float>(repeating: 1).addingProduct(p, r)
+    p = SIMD16<Float>(repeating: 1).addingProduct(p, r)
+    let nBits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &- unsafeBitCast(magic, to: SIMD16<UInt32>.self)
+    var result = p * unsafeBitCast((nBits &+ 127) &<< 23, to: SIMD16<Float>.self)  // p · 2ⁿ
+    result.replace(with: 0, where: x .< lo)
+    result.replace(with: .infinity, where: x .> hi)
+    result.replace(with: x, where: x .!= x)
+    return result
+}
