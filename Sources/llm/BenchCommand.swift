@@ -9,9 +9,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time a GPT-2 training step (forward, backward, AdamW) or a forward pass on random weights.",
         discussion: "Prints each timed repetition, then a summary, then one JSON line with the same keys as ../shared/tools/torch_gpt2_bench.py.")
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, matmul }
 
-    @Argument(help: "What to time: train or forward.")
+    @Argument(help: "What to time: train, forward, or matmul (the model's matmul shapes on their own).")
     var mode: Mode = .train
     @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6.")
     var preset: String?
@@ -38,6 +38,10 @@ struct BenchCommand: ParsableCommand {
             let config = try preset.map { try GPT2Config.preset($0, vocabSize: vocab, maxSeqLen: maxSeq) }
                 ?? GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: layers, numHeads: heads, channels: channels)
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
+            if mode == .matmul {
+                benchMatmuls(config: config, rows: batch * seq, parallel: parallel)
+                return
+            }
             let net = try GPT2(weights: .randomGPT2(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)
             let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
@@ -79,4 +83,25 @@ struct BenchCommand: ParsableCommand {
                          Double(batch * seq) / (median / 1e3)))
         }
     }
+}
+
+/// The model's four linear layers and its LM head at N = B·T rows: forward and backward GFLOP/s.
+private func benchMatmuls(config c: GPT2Config, rows N: Int, parallel: ParallelFor) {
+    let C = c.channels
+    let shapes = [("qkv", C, 3 * C), ("attproj", C, C), ("fc", C, 4 * C), ("fcproj", 4 * C, C),
+                  ("lm head", C, c.paddedVocabSize)]
+    print("matmul shapes at N=\(N), \(parallel.threads) threads (forward: 2·N·C·OC FLOPs; backward: 4·N·C·OC)")
+    var flops = 0.0, seconds = 0.0
+    for (name, inC, outC) in shapes {
+        let r = KernelBenchmark.matmul(N: N, C: inC, OC: outC, parallel: parallel)
+        print(String(format: "  %@ %5d -> %5d   forward %7.2f ms %6.1f GFLOP/s   backward %7.2f ms %6.1f GFLOP/s",
+                     name.padding(toLength: 8, withPad: " ", startingAt: 0), inC, outC, r.forwardMs, r.forwardGFLOPS,
+                     r.backwardMs, r.backwardGFLOPS))
+        let weight = name == "lm head" ? 1.0 : Double(c.numLayers)
+        flops += weight * 6 * Double(N * inC * outC)
+        seconds += weight * (r.forwardMs + r.backwardMs) / 1e3
+    }
+    print(String(format: "all of a step's matmuls: %.1f GFLOP/s", flops / seconds / 1e9))
+    print(String(format: "{\"mode\": \"matmul\", \"gflops\": %.1f, \"threads\": %d, \"rows\": %d}", flops / seconds / 1e9,
+                 parallel.threads, N))
 }

@@ -17,7 +17,7 @@ public final class MatmulScratch: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     /// Threads that can pack at once; more threads than this share the work of this many.
     public let threads: Int
-    static let floatsPerThread = blockK * blockCols
+    static let floatsPerThread = blockK * blockCols + tileRows * blockK  // a B block, then an A tile
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -117,11 +117,17 @@ private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars
                     var r0 = 0
                     while r0 < M {
                         let rows = min(tileRows, M - r0)
+                        // Pack the A tile k-major (its 6 values for one k side by side): contiguous for the kernel,
+                        // whatever A's strides (rows 12 KB apart would all fall in the same L1 sets).
+                        let aTile = pack + blockK * blockCols
+                        let a0 = a + r0 * ars + k0 * acs
+                        for k in 0..<kCount {
+                            for r in 0..<tileRows { aTile[k * tileRows + r] = a0[min(r, rows - 1) * ars + k * acs] }
+                        }
                         for q in 0..<blockPanels {
                             let j0 = (p + q) * tileCols, panel = pack + q * kCount * tileCols
-                            let a0 = a + r0 * ars + k0 * acs
                             if j0 + tileCols <= cols {
-                                microKernel(a0, ars, acs, panel, tileCols, c + r0 * ldc + j0, ldc, kCount: kCount,
+                                microKernel(aTile, 1, tileRows, panel, tileCols, c + r0 * ldc + j0, ldc, kCount: kCount,
                                             rows: rows)
                             } else {  // the last, partial panel: scalar, from the packed columns
                                 for r in 0..<rows {
