@@ -9,9 +9,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time a GPT-2 training step (forward, backward, AdamW) or a forward pass on random weights.",
         discussion: "Prints each timed repetition, then a summary, then one JSON line with the same keys as ../shared/tools/torch_gpt2_bench.py.")
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, matmul }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, generate, matmul }
 
-    @Argument(help: "What to time: train, forward, or matmul (the model's matmul shapes on their own).")
+    @Argument(help: "What to time: train, forward, generate (greedy, KV cache), or matmul (the model's matmul shapes).")
     var mode: Mode = .train
     @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6.")
     var preset: String?
@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Maximum sequence length.") var maxSeq = 1024
     @Option(help: "Batch size B.") var batch = 4
     @Option(help: "Sequence length T.") var seq = 64
+    @Option(help: "generate: prompt tokens.") var prompt = 16
+    @Option(help: "generate: new tokens.") var new = 256
     @Option(help: "Timed repetitions.") var steps = 5
     @Option(help: "Untimed warm-up repetitions.") var warmup = 1
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
@@ -42,11 +44,15 @@ struct BenchCommand: ParsableCommand {
                 benchMatmuls(config: config, rows: batch * seq, parallel: parallel)
                 return
             }
+            if mode == .generate {
+                try benchGenerate(config: config, prompt: prompt, new: new, repeats: steps, warmup: warmup, parallel: parallel)
+                return
+            }
             let net = try GPT2(weights: .randomGPT2(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)
             let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
             let inputs = Array(tokens.prefix(batch * seq)), targets = Array(tokens.suffix(batch * seq))
-            FileHandle.standardError.write(Data("bench \(mode.rawValue): \(config), B=\(batch) T=\(seq), \(parallel.threads) threads\n".utf8))
+            FileHandle.standardError.write(Data("bench \(mode.rawValue): \(config), B=\(batch) T=\(seq), \(parallel.threads) threads, \(net.allocatedBytes / 1_000_000) MB allocated\n".utf8))
             var times = [Double]()
             let ops = OpProfile()
             for i in 0..<(warmup + steps) {
@@ -104,4 +110,30 @@ private func benchMatmuls(config c: GPT2Config, rows N: Int, parallel: ParallelF
     print(String(format: "all of a step's matmuls: %.1f GFLOP/s", flops / seconds / 1e9))
     print(String(format: "{\"mode\": \"matmul\", \"gflops\": %.1f, \"threads\": %d, \"rows\": %d}", flops / seconds / 1e9,
                  parallel.threads, N))
+}
+
+/// Greedy decoding with the KV cache from a random prompt, as torch_gpt2_bench.py's `generate` does.
+private func benchGenerate(config: GPT2Config, prompt: Int, new: Int, repeats: Int, warmup: Int,
+                           parallel: ParallelFor) throws {
+    let generator = Generator(weights: .randomGPT2(config: config, seed: 0), parallel: parallel)
+    var rng = SplitMix64(seed: 1)
+    let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
+    var parameters = GenerateParameters(maxNewTokens: new, temperature: 0)
+    parameters.stopTokens = []
+    var rates = [Double]()
+    for i in 0..<(warmup + repeats) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let result = try generator.generate(prompt: ids, parameters: parameters) { _ in true }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let rate = Double(result.tokens.count) / seconds
+        FileHandle.standardError.write(Data(String(format: "%@ %d: %.2f tokens/s (prefill %.3f s)\n",
+                                                   i < warmup ? "warmup" : "run", i + 1, rate, result.prefillSeconds).utf8))
+        if i >= warmup { rates.append(rate) }
+    }
+    let sorted = rates.sorted()
+    print(String(format: "median %.2f tokens/s (min %.2f, max %.2f), %d-token prompt, %d new tokens, greedy, KV cache",
+                 sorted[sorted.count / 2], sorted.first!, sorted.last!, prompt, new))
+    print(String(format: "{\"mode\": \"generate\", \"tokens_per_s\": %.3f, \"min\": %.3f, \"max\": %.3f, \"threads\": %d, \"prompt\": %d, \"new\": %d, \"params\": %d}",
+                 sorted[sorted.count / 2], sorted.first!, sorted.last!, parallel.threads, prompt, new,
+                 config.parameterCount))
 }

@@ -103,14 +103,12 @@ private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars
                                     for j in 0..<tileCols { dst[j] = j < width ? src[j] : 0 }
                                 }
                             }
-                        } else {
-                            for j in 0..<tileCols {
-                                if j < width {
-                                    let src = b + k0 * bks + (j0 + j) * bjs
-                                    for k in 0..<kCount { panel[k * tileCols + j] = src[k * bks] }
-                                } else {
-                                    for k in 0..<kCount { panel[k * tileCols + j] = 0 }
-                                }
+                        } else {  // a transpose: write each packed row whole; the 32 source rows stay in L1
+                            let src = b + k0 * bks + j0 * bjs
+                            for k in 0..<kCount {
+                                let dst = panel + k * tileCols
+                                for j in 0..<width { dst[j] = src[k * bks + j * bjs] }
+                                for j in width..<tileCols { dst[j] = 0 }
                             }
                         }
                     }

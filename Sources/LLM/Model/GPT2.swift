@@ -95,6 +95,14 @@ public final class GPT2 {
     private func act(_ t: ActivationTensor) -> FloatPointer { acts.base + actLayout.offset(t) }
     private func dact(_ t: ActivationTensor) -> FloatPointer { gradActs.base + actLayout.offset(t) }
 
+    /// Bytes this model holds: weights, gradients, both moments, activations and their gradients, matmul
+    /// scratch and token buffers.
+    public var allocatedBytes: Int {
+        4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count)
+            + 4 * scratch.threads * MatmulScratch.floatsPerThread + 8 * batchCapacity * seqCapacity
+            + 8 * ((weights.layout.totalCount + sumBlock - 1) / sumBlock)
+    }
+
     /// The gradient of one parameter tensor from the last backward pass (a copy).
     public func gradient(_ t: ParameterTensor) -> [Float] { grads.array(weights.layout.range(t)) }
 
@@ -104,12 +112,6 @@ public final class GPT2 {
         return acts.array(actLayout.offset(.logits)..<actLayout.offset(.logits) + n)
     }
 
-    /// Reads the probabilities of position `index` (b·T + t) of the last forward, first V entries.
-    public func withProbabilities<R>(at index: Int, _ body: (UnsafeBufferPointer<Float>) -> R) -> R {
-        precondition(index >= 0 && index < lastBatch * lastSeq, "position out of range")
-        let start = actLayout.offset(.probs) + index * config.paddedVocabSize
-        return acts.withBuffer(start..<start + config.vocabSize, body)
-    }
 
     /// The loss at each position (b·T + t) of the last forward pass with targets.
     public func withPositionLosses<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
@@ -217,10 +219,12 @@ public final class GPT2 {
             matmulForward(out: act(.logits), inp: act(.lnf), weight: param(.wte), bias: nil, N: BT, C: C, OC: Vp,
                           parallel: p, scratch: scratch)
         }
-        timed(.softmaxLoss) {
-            softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
-        }
+        // Without targets the logits are the result (as an inference forward pass wants); with them, the
+        // probabilities and the loss, which backward needs.
         if haveTargets {
+            timed(.softmaxLoss) {
+                softmaxForward(probs: act(.probs), logits: act(.logits), N: BT, V: V, Vp: Vp, parallel: p)
+            }
             timed(.softmaxLoss) {
                 crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
             }
