@@ -133,7 +133,7 @@ def check_layout(d):
     fcfg, final = read_checkpoint(os.path.join(d, "final.bin"))
     check(fcfg == cfg, "final.bin header equals model.bin's")
     B, T, x, y, logits, loss, grads = read_state(os.path.join(d, "state.bin"), cfg)
-    check(T <= cfg["maxT"] and 0 <= x.min() and x.max() < cfg["V"] and 0 <= y.min() and y.max() < cfg["V"],
+    check(T <= cfg["maxT"] and 0 <= x.min() and x.max() < cfg["V"] and -1 <= y.min() and y.max() < cfg["V"],
           f"state.bin B={B} T={T}, tokens in [0, V)")
     check(not model["wte"][cfg["V"]:].any() and not grads["wte"][cfg["V"]:].any()
           and not final["wte"][cfg["V"]:].any(), f"wte rows {cfg['V']}..{cfg['Vp'] - 1} zero (model, grad, final)")
@@ -195,7 +195,8 @@ def check_recompute(d, cfg, model_t, final_t, state, tr):
 
     def loss_of(m):
         lg = m(input_ids=xt).logits
-        return lg, F.cross_entropy(lg.view(-1, lg.size(-1)), yt.view(-1))
+        # -1 targets are masked out of the mean (SFT's loss mask), as in make_fixture.py.
+        return lg, F.cross_entropy(lg.view(-1, lg.size(-1)), yt.view(-1), ignore_index=-1)
 
     # (a) forward/backward in float64 vs state.bin
     logits, loss = loss_of(model)

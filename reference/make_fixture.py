@@ -174,7 +174,8 @@ def save_hf(model, path):
 
 def loss_fn(model, x, y):
     logits = model(input_ids=x).logits  # (B, T, V)
-    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))  # mean over all B*T positions
+    # Mean over the supervised positions: targets of -1 are ignored (all B*T positions without --ignore-fraction).
+    loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
     return logits, loss
 
 
@@ -196,6 +197,8 @@ def main(argv=None):
     ap.add_argument("--eps", type=float, default=1e-8)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--grad-clip", type=float, default=1.0)
+    ap.add_argument("--ignore-fraction", type=float, default=0.0,
+                    help="mark this fraction of the targets -1 (ignored by the loss), as SFT's loss mask does")
     ap.add_argument("--extra-dtypes", action="store_true",
                     help="also write hf-fp16/, hf-bf16/ and model-bf16.bin")
     args = ap.parse_args(argv)
@@ -226,6 +229,8 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(args.seed + 1_000_000)
     x = torch.randint(0, V, (B, T), generator=gen)
     y = torch.randint(0, V, (B, T), generator=gen)
+    if args.ignore_fraction > 0:  # a loss mask: these targets are ignored (written as -1 in state.bin)
+        y[torch.rand((B, T), generator=gen) < args.ignore_fraction] = -1
 
     # Two AdamW groups: decay the >= 2-D parameters (wte, wpe, matmul weights), not biases and LayerNorms.
     # model.parameters() yields the tied wte/lm_head Parameter once, so it is neither updated nor

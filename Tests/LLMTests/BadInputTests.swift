@@ -176,8 +176,8 @@ import Testing
         #expect(throws: ModelError.tokenOutOfRange(what: "input", index: 2, token: 10, vocabSize: 10)) {
             try model.forward(inputs: [1, 2, 10, 3])
         }
-        #expect(throws: ModelError.tokenOutOfRange(what: "target", index: 0, token: -1, vocabSize: 10)) {
-            try model.forward(inputs: [1, 2, 3, 4], targets: [-1, 0, 0, 0])
+        #expect(throws: ModelError.tokenOutOfRange(what: "target", index: 0, token: -2, vocabSize: 10)) {
+            try model.forward(inputs: [1, 2, 3, 4], targets: [-2, 0, 0, 0])  // -1 means "ignored"; -2 is an error
         }
         #expect(throws: ModelError.tokenCountMismatch(what: "input", count: 3, expected: 4)) {
             try model.forward(inputs: [1, 2, 3])

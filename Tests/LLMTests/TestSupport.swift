@@ -4,7 +4,7 @@ import Foundation
 
 enum Fixtures {
     /// The committed parity fixtures (made by reference/make_all_fixtures.sh).
-    static let names = ["odd-vocab", "full-context", "deep-heads"]
+    static let names = ["odd-vocab", "full-context", "deep-heads", "masked-loss"]
 
     static func path(_ name: String, _ file: String = "") -> String {
         let root = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").appendingPathComponent(name)

@@ -33,6 +33,31 @@ import Testing
         }
     }
 
+    /// Targets of -1 are ignored: the loss is the mean over the others, and ignoring a position equals
+    /// dropping its term (checked against the per-position losses), with no gradient through it.
+    @Test func ignoredTargetsAreLeftOutOfTheLossAndItsGradient() throws {
+        let config = try GPT2Config(maxSeqLen: 8, vocabSize: 40, numLayers: 1, numHeads: 2, channels: 16)
+        let weights = GPT2Weights.randomGPT2(config: config, seed: 8)
+        let model = try GPT2(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
+        let x: [Int32] = [1, 5, 9, 13, 17, 21, 25, 29], y: [Int32] = [2, 6, 10, 14, 18, 22, 26, 30]
+        _ = try model.forward(inputs: x, targets: y)
+        let perPosition = model.withPositionLosses { Array($0) }
+        var masked = y
+        for i in [0, 3, 4] { masked[i] = -1 }
+        let loss = try model.forward(inputs: x, targets: masked)!
+        let kept = [1, 2, 5, 6, 7].map { Double(perPosition[$0]) }
+        #expect(abs(Double(loss) - kept.reduce(0, +) / 5) < 1e-6)
+        #expect(model.supervised == 5)
+        model.zeroGradients()
+        try model.backward()
+        let allIgnored = try GPT2(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
+        #expect(try allIgnored.forward(inputs: x, targets: [Int32](repeating: -1, count: 8)) == 0)
+        allIgnored.zeroGradients()
+        try allIgnored.backward()
+        #expect(allIgnored.gradient(.fcw).allSatisfy { $0 == 0 }, "no supervised position, no gradient")
+        #expect(model.gradient(.fcw).contains { $0 != 0 })
+    }
+
     /// A tiny run: a trained 270-token tokenizer, random-token shards, a 1-layer model.
     struct Setup {
         let dir: String

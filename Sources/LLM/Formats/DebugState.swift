@@ -35,8 +35,8 @@ public struct DebugState {
             throw FormatError.trailingBytes(path: path, expectedBytes: expected, actualBytes: file.size)
         }
         let x = try file.readInt32s(BT), y = try file.readInt32s(BT)
-        for (what, tokens) in [("input", x), ("target", y)] {
-            if let i = tokens.firstIndex(where: { $0 < 0 || Int($0) >= V }) {
+        for (what, tokens, lowest) in [("input", x, Int32(0)), ("target", y, Int32(-1))] {  // target -1: ignored
+            if let i = tokens.firstIndex(where: { $0 < lowest || Int($0) >= V }) {
                 throw FormatError.mismatch(path: path, reason: "\(what) token \(tokens[i]) at position \(i) is out of range for vocab size \(V)")
             }
         }

@@ -26,17 +26,19 @@ func softmaxForward(probs: FloatPointer, logits: ConstFloatPointer, N: Int, V: I
     }
 }
 
-/// losses[n] = -log(probs[n, targets[n]]). targets are already checked to be < V.
+/// losses[n] = -log(probs[n, targets[n]]); 0 where the target is -1 (ignored). targets are checked to be < V.
 func crossEntropyForward(losses: FloatPointer, probs: ConstFloatPointer, targets: UnsafePointer<Int32>, N: Int, Vp: Int) {
-    for n in 0..<N { losses[n] = -log(probs[n * Vp + Int(targets[n])]) }
+    for n in 0..<N { losses[n] = targets[n] < 0 ? 0 : -log(probs[n * Vp + Int(targets[n])]) }
 }
 
-/// dlogits[n,i] += (probs[n,i] - [i == target]) · dlosses[n] for i < V; padded columns get nothing.
+/// dlogits[n,i] += (probs[n,i] - [i == target]) · dlosses[n] for i < V; padded columns get nothing, and
+/// neither do positions with dlosses[n] = 0 (ignored targets).
 func crossEntropySoftmaxBackward(dlogits: FloatPointer, dlosses: ConstFloatPointer, probs: ConstFloatPointer,
                                  targets: UnsafePointer<Int32>, N: Int, V: Int, Vp: Int, parallel: ParallelFor) {
     parallel(N) { rows in
         for n in rows {
             let dl = dlogits + n * Vp, p = probs + n * Vp, g = dlosses[n]
+            if g == 0 { continue }
             let target = Int(targets[n])
             for i in 0..<V { dl[i] += (p[i] - (i == target ? 1 : 0)) * g }
         }

@@ -47,8 +47,10 @@ public final class GPT2 {
     public private(set) var lastBatch = 0
     public private(set) var lastSeq = 0
     private var haveTargets = false
-    /// Mean loss of the last forward pass with targets.
+    /// Mean loss of the last forward pass with targets, over its supervised positions (targets ≥ 0).
     public private(set) var meanLoss: Float = 0
+    /// Positions of the last forward pass whose target was not ignored.
+    public private(set) var supervised = 0
 
     public init(weights: GPT2Weights, batch: Int, seq: Int, parallel: ParallelFor = .allCores) throws(ModelError) {
         let c = weights.config
@@ -123,7 +125,8 @@ public final class GPT2 {
     // MARK: - Forward
 
     /// Runs the model on `inputs` (B·T token ids, row-major (B,T)); with `targets`, also the mean
-    /// cross-entropy loss, which it returns. Allocates nothing.
+    /// cross-entropy loss, which it returns. A target of -1 is ignored (SFT's loss mask): the mean is over the
+    /// other positions, and backward gives the ignored ones no gradient. Allocates nothing.
     @discardableResult
     public func forward(inputs inp: [Int32], targets tgt: [Int32]? = nil, batch B: Int? = nil,
                         seq T: Int? = nil) throws(ModelError) -> Float? {
@@ -133,7 +136,7 @@ public final class GPT2 {
         }
         let BT = B * T, V = config.vocabSize
         try copyTokens(inp, into: inputs, count: BT, vocab: V, what: "input")
-        if let tgt { try copyTokens(tgt, into: targets, count: BT, vocab: V, what: "target") }
+        if let tgt { try copyTokens(tgt, into: targets, count: BT, vocab: V, what: "target", allowIgnored: true) }
         lastBatch = B
         lastSeq = T
         haveTargets = tgt != nil
@@ -142,11 +145,11 @@ public final class GPT2 {
     }
 
     private func copyTokens(_ src: [Int32], into dst: UnsafeMutablePointer<Int32>, count: Int, vocab: Int,
-                            what: String) throws(ModelError) {
+                            what: String, allowIgnored: Bool = false) throws(ModelError) {
         guard src.count == count else { throw .tokenCountMismatch(what: what, count: src.count, expected: count) }
         for i in 0..<count {
             let tok = src[i]
-            guard tok >= 0 && Int(tok) < vocab else {
+            guard (tok >= 0 || (allowIgnored && tok == -1)) && Int(tok) < vocab else {
                 throw .tokenOutOfRange(what: what, index: i, token: tok, vocabSize: vocab)
             }
             dst[i] = tok
@@ -229,8 +232,12 @@ public final class GPT2 {
                 crossEntropyForward(losses: act(.losses), probs: act(.probs), targets: targets, N: BT, Vp: Vp)
             }
             var sum = 0.0
-            for i in 0..<BT { sum += Double(act(.losses)[i]) }
-            meanLoss = Float(sum / Double(BT))
+            supervised = 0
+            for i in 0..<BT where targets[i] >= 0 {
+                sum += Double(act(.losses)[i])
+                supervised += 1
+            }
+            meanLoss = supervised > 0 ? Float(sum / Double(supervised)) : 0
         }
     }
 
@@ -247,9 +254,9 @@ public final class GPT2 {
         let c = config, L = c.numLayers, C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize
         let B = lastBatch, T = lastSeq, BT = B * T, p = parallel
         gradActs.zero()
-        // The loss is the mean over B·T positions.
+        // The loss is the mean over the supervised positions; ignored ones (target -1) get no gradient.
         let dlosses = dact(.losses)
-        for i in 0..<BT { dlosses[i] = lossScale / Float(BT) }
+        for i in 0..<BT { dlosses[i] = targets[i] >= 0 ? lossScale / Float(supervised) : 0 }
         timed(.softmaxLossBack) {
             crossEntropySoftmaxBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs), targets: targets,
                                         N: BT, V: V, Vp: Vp, parallel: p)

@@ -215,7 +215,8 @@ public final class Trainer {
             try valLoader.next(into: &inputs, targets: &targets)
             lossSum += Double(try model.forward(inputs: inputs, targets: targets)!)
             model.withPositionLosses { losses in
-                for (i, target) in targets.enumerated() where Int(target) < tokenBytes.count && tokenBytes[Int(target)] > 0 {
+                for (i, target) in targets.enumerated()
+                where target >= 0 && Int(target) < tokenBytes.count && tokenBytes[Int(target)] > 0 {
                     nats += Double(losses[i])
                     bytes += tokenBytes[Int(target)]
                 }
