@@ -46,14 +46,15 @@ public enum BPETrainer {
                 pairWords[pair, default: []].append(Int32(w))
             }
         }
-        var heap = PairHeap()
-        for (pair, count) in pairCount { heap.push(count: count, pair: pair) }
+        var heap = BinaryHeap<PairCount>()
+        for (pair, count) in pairCount { heap.push(PairCount(count: count, pair: pair)) }
         var tokens: [[UInt8]] = (0..<256).map { [UInt8($0)] }
         // 3. Merge.
-        while tokens.count < 256 + merges, let (count, pair) = heap.pop() {
+        while tokens.count < 256 + merges, let top = heap.pop() {
+            let (count, pair) = (top.count, top.pair)
             let current = pairCount[pair] ?? 0
             if current != count {  // stale entry: re-queue with the true count
-                if current > 0 { heap.push(count: current, pair: pair) }
+                if current > 0 { heap.push(PairCount(count: current, pair: pair)) }
                 continue
             }
             let (a, b) = unpack(pair)
@@ -91,7 +92,7 @@ public enum BPETrainer {
             }
             pairCount[pair] = nil
             for p in changed where p != pair {
-                if let n = pairCount[p], n > 0 { heap.push(count: n, pair: p) } else { pairCount[p] = nil }
+                if let n = pairCount[p], n > 0 { heap.push(PairCount(count: n, pair: p)) } else { pairCount[p] = nil }
             }
             progress?(tokens.count - 256, merges)
         }
@@ -104,41 +105,11 @@ public enum BPETrainer {
     private static func unpack(_ p: UInt64) -> (Int32, Int32) { (Int32(truncatingIfNeeded: p >> 32), Int32(truncatingIfNeeded: p)) }
 }
 
-/// A max-heap of (count, pair): highest count first, then the smallest pair.
-private struct PairHeap {
-    private var items: [(count: Int, pair: UInt64)] = []
+/// A pair and its count: most frequent first, then the smaller pair (left id, then right id).
+private struct PairCount: HeapOrdered {
+    let count: Int, pair: UInt64
 
-    private static func before(_ x: (count: Int, pair: UInt64), _ y: (count: Int, pair: UInt64)) -> Bool {
-        x.count != y.count ? x.count > y.count : x.pair < y.pair
-    }
-
-    mutating func push(count: Int, pair: UInt64) {
-        items.append((count, pair))
-        var c = items.count - 1
-        while c > 0 {
-            let parent = (c - 1) / 2
-            guard PairHeap.before(items[c], items[parent]) else { break }
-            items.swapAt(c, parent)
-            c = parent
-        }
-    }
-
-    mutating func pop() -> (Int, UInt64)? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var c = 0
-            while true {
-                let l = 2 * c + 1, r = l + 1
-                var m = c
-                if l < items.count && PairHeap.before(items[l], items[m]) { m = l }
-                if r < items.count && PairHeap.before(items[r], items[m]) { m = r }
-                if m == c { break }
-                items.swapAt(c, m)
-                c = m
-            }
-        }
-        return (top.count, top.pair)
+    static func before(_ a: PairCount, _ b: PairCount) -> Bool {
+        a.count != b.count ? a.count > b.count : a.pair < b.pair
     }
 }

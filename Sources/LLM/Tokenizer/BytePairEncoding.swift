@@ -62,15 +62,16 @@ private func bytePairMergeHeap(_ p: UnsafePointer<UInt8>, _ n: Int, ranks: ByteS
     var next = Array(1...n)           // next[i]: start of the part after the one starting at i (n = end)
     var prev = Array(-1..<n - 1)      // prev[i]: start of the part before i (-1 = none)
     var alive = [Bool](repeating: true, count: n)
-    var heap = MinHeap()
+    var heap = BinaryHeap<MergeCandidate>()
     func push(_ i: Int) {
         let j = next[i]
         guard j < n else { return }
         let end = next[j]
-        if let r = ranks.lookup(p + i, end - i) { heap.push(rank: r, start: i, end: end) }
+        if let r = ranks.lookup(p + i, end - i) { heap.push(MergeCandidate(rank: r, start: i, end: end)) }
     }
     for i in 0..<n - 1 { push(i) }
-    while let (_, i, end) = heap.pop() {
+    while let candidate = heap.pop() {
+        let (i, end) = (candidate.start, candidate.end)
         // Stale unless parts i and next[i] still exist and still end where the entry says.
         guard alive[i], next[i] < n, next[next[i]] == end else { continue }
         let j = next[i]
@@ -87,41 +88,12 @@ private func bytePairMergeHeap(_ p: UnsafePointer<UInt8>, _ n: Int, ranks: ByteS
     }
 }
 
-/// A binary min-heap of (rank, start, end), ordered by rank then start (leftmost first).
-private struct MinHeap {
-    private var items: [(rank: Int32, start: Int, end: Int)] = []
+/// A merge candidate: parts from `start` to `end` join into a token of this rank. Lowest rank first, then
+/// leftmost, as tiktoken merges.
+private struct MergeCandidate: HeapOrdered {
+    let rank: Int32, start: Int, end: Int
 
-    private static func less(_ a: (rank: Int32, start: Int, end: Int), _ b: (rank: Int32, start: Int, end: Int)) -> Bool {
+    static func before(_ a: MergeCandidate, _ b: MergeCandidate) -> Bool {
         a.rank != b.rank ? a.rank < b.rank : a.start < b.start
-    }
-
-    mutating func push(rank: Int32, start: Int, end: Int) {
-        items.append((rank, start, end))
-        var c = items.count - 1
-        while c > 0 {
-            let parent = (c - 1) / 2
-            guard MinHeap.less(items[c], items[parent]) else { break }
-            items.swapAt(c, parent)
-            c = parent
-        }
-    }
-
-    mutating func pop() -> (Int32, Int, Int)? {
-        guard let top = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var c = 0
-            while true {
-                let l = 2 * c + 1, r = l + 1
-                var m = c
-                if l < items.count && MinHeap.less(items[l], items[m]) { m = l }
-                if r < items.count && MinHeap.less(items[r], items[m]) { m = r }
-                if m == c { break }
-                items.swapAt(c, m)
-                c = m
-            }
-        }
-        return (top.rank, top.start, top.end)
     }
 }
