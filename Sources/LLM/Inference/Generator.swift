@@ -80,26 +80,23 @@ public final class Generator {
         encoderForward(out: x, inp: tokens, wte: param(.wte), wpe: param(.wpe) + t0 * C, B: 1, T: n, C: C, parallel: p)
         for l in 0..<L {
             // This layer's weights and cache.
-            let ln1w = param(.ln1w) + l * C, ln1b = param(.ln1b) + l * C
-            let qkvw = param(.qkvw) + l * 3 * C * C, qkvb = param(.qkvb) + l * 3 * C
-            let attprojw = param(.attprojw) + l * C * C, attprojb = param(.attprojb) + l * C
-            let ln2w = param(.ln2w) + l * C, ln2b = param(.ln2b) + l * C
-            let fcw = param(.fcw) + l * 4 * C * C, fcb = param(.fcb) + l * 4 * C
-            let fcprojw = param(.fcprojw) + l * C * 4 * C, fcprojb = param(.fcprojb) + l * C
+            let w = LayerTensors(weights.arena.base, weights.layout, layer: l)
             let kCache = buffer(.kCache) + l * T * C, vCache = buffer(.vCache) + l * T * C
 
             // x += attproj(attention(qkv(ln1(x)))), with attention over the cache.
-            layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: ln1w, bias: ln1b, N: n, C: C, parallel: p)
-            linear(out: qkv, inp: ln, weight: qkvw, bias: qkvb, N: n, C: C, OC: 3 * C)
+            layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: w.ln1w, bias: w.ln1b, N: n, C: C,
+                             parallel: p)
+            linear(out: qkv, inp: ln, weight: w.qkvw, bias: w.qkvb, N: n, C: C, OC: 3 * C)
             attentionCachedForward(out: atty, kCache: kCache, vCache: vCache, scores: buffer(.scores), qkv: qkv,
                                    t0: t0, n: n, C: C, NH: NH, maxT: T, parallel: p)
-            linear(out: proj, inp: atty, weight: attprojw, bias: attprojb, N: n, C: C, OC: C)
+            linear(out: proj, inp: atty, weight: w.attprojw, bias: w.attprojb, N: n, C: C, OC: C)
             residualForward(out: x, inp1: x, inp2: proj, N: n * C, parallel: p)
             // x += fcproj(gelu(fc(ln2(x)))).
-            layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: ln2w, bias: ln2b, N: n, C: C, parallel: p)
-            linear(out: fch, inp: ln, weight: fcw, bias: fcb, N: n, C: C, OC: 4 * C)
+            layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: w.ln2w, bias: w.ln2b, N: n, C: C,
+                             parallel: p)
+            linear(out: fch, inp: ln, weight: w.fcw, bias: w.fcb, N: n, C: C, OC: 4 * C)
             geluForward(out: fch, inp: fch, N: n * 4 * C, parallel: p)
-            linear(out: proj, inp: fch, weight: fcprojw, bias: fcprojb, N: n, C: 4 * C, OC: C)
+            linear(out: proj, inp: fch, weight: w.fcprojw, bias: w.fcprojb, N: n, C: 4 * C, OC: C)
             residualForward(out: x, inp1: x, inp2: proj, N: n * C, parallel: p)
         }
         // Only the last position needs logits: its final LayerNorm, then the LM head (tied to wte) over V rows.

@@ -166,12 +166,7 @@ public final class GPT2 {
         for l in 0..<L {
             let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
             // This layer's weights.
-            let ln1w = param(.ln1w) + l * C, ln1b = param(.ln1b) + l * C
-            let qkvw = param(.qkvw) + l * 3 * C * C, qkvb = param(.qkvb) + l * 3 * C
-            let attprojw = param(.attprojw) + l * C * C, attprojb = param(.attprojb) + l * C
-            let ln2w = param(.ln2w) + l * C, ln2b = param(.ln2b) + l * C
-            let fcw = param(.fcw) + l * 4 * C * C, fcb = param(.fcb) + l * 4 * C
-            let fcprojw = param(.fcprojw) + l * C * 4 * C, fcprojb = param(.fcprojb) + l * C
+            let w = LayerTensors(weights.arena.base, weights.layout, layer: l)
             // This layer's activations.
             let ln1 = act(.ln1) + l * BT * C, ln1Mean = act(.ln1Mean) + l * BT, ln1Rstd = act(.ln1Rstd) + l * BT
             let qkv = act(.qkv) + l * BT * 3 * C, atty = act(.atty) + l * BT * C
@@ -182,32 +177,32 @@ public final class GPT2 {
             let fcproj = act(.fcproj) + l * BT * C, residual3 = act(.residual3) + l * BT * C
 
             timed(.layerNorm) {
-                layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: ln1w, bias: ln1b,
+                layerNormForward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual, weight: w.ln1w, bias: w.ln1b,
                                  N: BT, C: C, parallel: p)
             }
             timed(.matmul) {
-                matmulForward(out: qkv, inp: ln1, weight: qkvw, bias: qkvb, N: BT, C: C, OC: 3 * C, parallel: p,
+                matmulForward(out: qkv, inp: ln1, weight: w.qkvw, bias: w.qkvb, N: BT, C: C, OC: 3 * C, parallel: p,
                               scratch: scratch)
             }
             timed(.attention) {
                 attentionForward(out: atty, preatt: preatt, att: att, inp: qkv, B: B, T: T, C: C, NH: NH, parallel: p)
             }
             timed(.matmul) {
-                matmulForward(out: attproj, inp: atty, weight: attprojw, bias: attprojb, N: BT, C: C, OC: C,
+                matmulForward(out: attproj, inp: atty, weight: w.attprojw, bias: w.attprojb, N: BT, C: C, OC: C,
                               parallel: p, scratch: scratch)
             }
             timed(.residual) { residualForward(out: residual2, inp1: residual, inp2: attproj, N: BT * C, parallel: p) }
             timed(.layerNorm) {
-                layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: ln2w, bias: ln2b,
+                layerNormForward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2, weight: w.ln2w, bias: w.ln2b,
                                  N: BT, C: C, parallel: p)
             }
             timed(.matmul) {
-                matmulForward(out: fch, inp: ln2, weight: fcw, bias: fcb, N: BT, C: C, OC: 4 * C, parallel: p,
+                matmulForward(out: fch, inp: ln2, weight: w.fcw, bias: w.fcb, N: BT, C: C, OC: 4 * C, parallel: p,
                               scratch: scratch)
             }
             timed(.gelu) { geluForward(out: fchGelu, inp: fch, N: BT * 4 * C, parallel: p) }
             timed(.matmul) {
-                matmulForward(out: fcproj, inp: fchGelu, weight: fcprojw, bias: fcprojb, N: BT, C: 4 * C, OC: C,
+                matmulForward(out: fcproj, inp: fchGelu, weight: w.fcprojw, bias: w.fcprojb, N: BT, C: 4 * C, OC: C,
                               parallel: p, scratch: scratch)
             }
             timed(.residual) { residualForward(out: residual3, inp1: residual2, inp2: fcproj, N: BT * C, parallel: p) }
@@ -277,15 +272,8 @@ public final class GPT2 {
             let residual = l == 0 ? act(.encoded) : act(.residual3) + (l - 1) * BT * C
             let dresidual = l == 0 ? dact(.encoded) : dact(.residual3) + (l - 1) * BT * C
             // This layer's weights and their gradients.
-            let ln1w = param(.ln1w) + l * C, qkvw = param(.qkvw) + l * 3 * C * C
-            let attprojw = param(.attprojw) + l * C * C, ln2w = param(.ln2w) + l * C
-            let fcw = param(.fcw) + l * 4 * C * C, fcprojw = param(.fcprojw) + l * C * 4 * C
-            let dln1w = grad(.ln1w) + l * C, dln1b = grad(.ln1b) + l * C
-            let dqkvw = grad(.qkvw) + l * 3 * C * C, dqkvb = grad(.qkvb) + l * 3 * C
-            let dattprojw = grad(.attprojw) + l * C * C, dattprojb = grad(.attprojb) + l * C
-            let dln2w = grad(.ln2w) + l * C, dln2b = grad(.ln2b) + l * C
-            let dfcw = grad(.fcw) + l * 4 * C * C, dfcb = grad(.fcb) + l * 4 * C
-            let dfcprojw = grad(.fcprojw) + l * C * 4 * C, dfcprojb = grad(.fcprojb) + l * C
+            let w = LayerTensors(weights.arena.base, weights.layout, layer: l)
+            let g = LayerTensors(grads.base, weights.layout, layer: l)
             // This layer's activations and their gradients.
             let ln1 = act(.ln1) + l * BT * C, ln1Mean = act(.ln1Mean) + l * BT, ln1Rstd = act(.ln1Rstd) + l * BT
             let qkv = act(.qkv) + l * BT * 3 * C, atty = act(.atty) + l * BT * C
@@ -305,38 +293,38 @@ public final class GPT2 {
                 residualBackward(dinp1: dresidual2, dinp2: dfcproj, dout: dresidual3, N: BT * C, parallel: p)
             }
             timed(.matmulBack) {
-                matmulBackward(dinp: dfchGelu, dweight: dfcprojw, dbias: dfcprojb, dout: dfcproj, inp: fchGelu,
-                               weight: fcprojw, N: BT, C: 4 * C, OC: C, parallel: p, scratch: scratch)
+                matmulBackward(dinp: dfchGelu, dweight: g.fcprojw, dbias: g.fcprojb, dout: dfcproj, inp: fchGelu,
+                               weight: w.fcprojw, N: BT, C: 4 * C, OC: C, parallel: p, scratch: scratch)
             }
             timed(.geluBack) { geluBackward(dinp: dfch, inp: fch, dout: dfchGelu, N: BT * 4 * C, parallel: p) }
             timed(.matmulBack) {
-                matmulBackward(dinp: dln2, dweight: dfcw, dbias: dfcb, dout: dfch, inp: ln2, weight: fcw, N: BT, C: C,
-                               OC: 4 * C, parallel: p, scratch: scratch)
+                matmulBackward(dinp: dln2, dweight: g.fcw, dbias: g.fcb, dout: dfch, inp: ln2, weight: w.fcw, N: BT,
+                               C: C, OC: 4 * C, parallel: p, scratch: scratch)
             }
             timed(.layerNormBack) {
-                layerNormBackward(dinp: dresidual2, dweight: dln2w, dbias: dln2b, dout: dln2, inp: residual2,
-                                  weight: ln2w, mean: ln2Mean, rstd: ln2Rstd, N: BT, C: C, parallel: p)
+                layerNormBackward(dinp: dresidual2, dweight: g.ln2w, dbias: g.ln2b, dout: dln2, inp: residual2,
+                                  weight: w.ln2w, mean: ln2Mean, rstd: ln2Rstd, N: BT, C: C, parallel: p)
             }
             // residual2 = residual + attproj(attention(qkv(ln1(residual)))).
             timed(.residualBack) {
                 residualBackward(dinp1: dresidual, dinp2: dattproj, dout: dresidual2, N: BT * C, parallel: p)
             }
             timed(.matmulBack) {
-                matmulBackward(dinp: datty, dweight: dattprojw, dbias: dattprojb, dout: dattproj, inp: atty,
-                               weight: attprojw, N: BT, C: C, OC: C, parallel: p, scratch: scratch)
+                matmulBackward(dinp: datty, dweight: g.attprojw, dbias: g.attprojb, dout: dattproj, inp: atty,
+                               weight: w.attprojw, N: BT, C: C, OC: C, parallel: p, scratch: scratch)
             }
             timed(.attentionBack) {
                 attentionBackward(dinp: dqkv, dpreatt: dpreatt, datt: datt, dout: datty, inp: qkv, att: att, B: B, T: T,
                                   C: C, NH: NH, parallel: p)
             }
             timed(.matmulBack) {
-                matmulBackward(dinp: dln1, dweight: dqkvw, dbias: dqkvb, dout: dqkv, inp: ln1, weight: qkvw, N: BT,
+                matmulBackward(dinp: dln1, dweight: g.qkvw, dbias: g.qkvb, dout: dqkv, inp: ln1, weight: w.qkvw, N: BT,
                                C: C,
                                OC: 3 * C, parallel: p, scratch: scratch)
             }
             timed(.layerNormBack) {
-                layerNormBackward(dinp: dresidual, dweight: dln1w, dbias: dln1b, dout: dln1, inp: residual,
-                                  weight: ln1w, mean: ln1Mean, rstd: ln1Rstd, N: BT, C: C, parallel: p)
+                layerNormBackward(dinp: dresidual, dweight: g.ln1w, dbias: g.ln1b, dout: dln1, inp: residual,
+                                  weight: w.ln1w, mean: ln1Mean, rstd: ln1Rstd, N: BT, C: C, parallel: p)
             }
         }
         timed(.encoderBack) {

@@ -43,7 +43,10 @@ public struct ParameterLayout: Sendable, Equatable {
         self.shapes = shapes
         self.offsets = offsets
         self.counts = shapes.map { $0.reduce(1, *) }
-        self.decays = ParameterTensor.allCases.map { t in (t.isPerLayer ? shapes[t.rawValue].count - 1 : shapes[t.rawValue].count) >= 2 }
+        // AdamW decays tensors with two or more dimensions per layer (the stacked layer dimension aside).
+        self.decays = ParameterTensor.allCases.map { t in
+            shapes[t.rawValue].count - (t.isPerLayer ? 1 : 0) >= 2
+        }
         self.totalCount = total
     }
 
@@ -51,4 +54,21 @@ public struct ParameterLayout: Sendable, Equatable {
     public func offset(_ t: ParameterTensor) -> Int { offsets[t.rawValue] }
     public func count(_ t: ParameterTensor) -> Int { counts[t.rawValue] }
     public func range(_ t: ParameterTensor) -> Range<Int> { offset(t)..<offset(t) + count(t) }
+}
+
+/// One layer's slice of every per-layer tensor in a buffer laid out like the parameters: the weights
+/// themselves, or their gradients. Carved out the same way by the training model and the generator.
+struct LayerTensors {
+    let ln1w, ln1b, qkvw, qkvb, attprojw, attprojb: UnsafeMutablePointer<Float>
+    let ln2w, ln2b, fcw, fcb, fcprojw, fcprojb: UnsafeMutablePointer<Float>
+
+    init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, layer l: Int) {
+        let L = layout.config.numLayers
+        func slice(_ t: ParameterTensor) -> UnsafeMutablePointer<Float> {
+            base + layout.offset(t) + l * (layout.count(t) / L)
+        }
+        (ln1w, ln1b, qkvw, qkvb) = (slice(.ln1w), slice(.ln1b), slice(.qkvw), slice(.qkvb))
+        (attprojw, attprojb, ln2w, ln2b) = (slice(.attprojw), slice(.attprojb), slice(.ln2w), slice(.ln2b))
+        (fcw, fcb, fcprojw, fcprojb) = (slice(.fcw), slice(.fcb), slice(.fcprojw), slice(.fcprojb))
+    }
 }
