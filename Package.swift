@@ -16,16 +16,25 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "LLM", targets: ["LLM"]),
+        .library(name: "LLMServer", targets: ["LLMServer"]),
         .executable(name: "llm", targets: ["llm"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
     ],
     targets: [
-        .target(name: "LLM", resources: [.copy("Resources/gpt2")], swiftSettings: kernelSettings),
+        // Resources: GPT-2's vocabulary files, and the CUDA C kernel sources NVRTC compiles at run time.
+        .target(name: "LLM", resources: [.copy("Resources/gpt2"), .copy("Resources/cuda")], swiftSettings: kernelSettings),
+        // The HTTP server (chat page and OpenAI-compatible API). Its own target so that programs embedding the
+        // LLM library for training or inference do not pull in SwiftNIO.
+        .target(
+            name: "LLMServer",
+            dependencies: ["LLM", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.copy("Resources/chat.html")]),
         .executableTarget(
             name: "llm",
-            dependencies: ["LLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["LLM", "LLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Test-only: counts malloc calls on an armed thread, to prove a training step allocates nothing.
         .target(name: "MallocCounter"),
         .testTarget(
@@ -33,6 +42,9 @@ let package = Package(
             dependencies: ["LLM", "MallocCounter"],
             resources: [.copy("Fixtures")],
             swiftSettings: kernelSettings),
+        .testTarget(
+            name: "LLMServerTests",
+            dependencies: ["LLMServer", .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ],
     swiftLanguageModes: [.v6]
 )

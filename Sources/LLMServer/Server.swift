@@ -1,0 +1,2 @@
+// The HTTP server: placeholder while the server is built.
+import LLM
