@@ -47,35 +47,22 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.1
     @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
     @Option(help: "Seed for the init, the data order and samples.") var seed: UInt64 = 1337
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
-    // Run.
-    @Option(help: "Run directory (default: runs/<input name or model>-<time>).") var out: String?
-    @Option(help: "Continue the run in this directory from its latest checkpoint.") var resume: String?
-    @Option(help: "Steps between validation passes (0: never).") var evalEvery = 50
-    @Option(help: "Batches per validation pass.") var evalBatches = 10
-    @Option(help: "Steps between text samples (0: never).") var sampleEvery = 100
-    @Option(help: "Tokens per sample.") var sampleTokens = 96
-    @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 100
-    @Option(help: "Checkpoints to keep.") var keepCheckpoints = 2
-    @Option(help: "Stop after this many steps in this invocation (the run can be resumed).") var stopAfter: Int?
-    @Option(help: "The machine's peak GFLOP/s, to print MFU.") var peakGflops: Double?
-    @Flag(help: "Skip steps whose loss or gradient norm is not finite instead of stopping.") var skipNonfinite = false
-    @Flag(help: "Print only results, no progress.") var quiet = false
+    @OptionGroup var runOptions: RunOptions
+
 
     func validate() throws {
-        if resume == nil && input == nil && train == nil { throw ValidationError("give --input FILE, --train PATTERN or --resume RUN_DIR") }
+        if runOptions.resume == nil && input == nil && train == nil { throw ValidationError("give --input FILE, --train PATTERN or --resume RUN_DIR") }
         if input != nil && train != nil { throw ValidationError("--input and --train are alternatives") }
         if steps != nil && tokens != nil { throw ValidationError("--steps and --tokens are alternatives") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
-            let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
-            let progress = TrainingProgress(quiet: quiet, peakGflops: peakGflops)
+            let parallel = runOptions.parallel
+            let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
-            if let resume {
+            if let resume = runOptions.resume {
                 trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel)
                 try checkShapeFlags(against: trainer.config.model, source: resume)
                 progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
@@ -85,20 +72,13 @@ struct TrainCommand: ParsableCommand {
                     progress.status("fetching \(name) (\(known.url))")
                     input = try known.cachedFile()
                 }
-                trainer = try NewRun(runDirectory: out ?? defaultRunDirectory(), model: try modelChoice(),
+                trainer = try NewRun(runDirectory: runOptions.out ?? defaultRunDirectory(), model: try modelChoice(),
                                      tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
                                      training: try trainingConfig()).start(parallel: parallel, status: progress.status)
                 if `init` != nil { try checkShapeFlags(against: trainer.config.model, source: `init`!) }
                 progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
             }
-            try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
-            progress.finish()
-            print("run: \(trainer.run.path)")
-            if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath)") }
-            if let last = progress.lastEval {
-                print(String(format: "step %d: val loss %.4f%@", last.step, last.loss,
-                             last.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? ""))
-            }
+            try runOptions.train(trainer, progress: progress)
         }
     }
 
@@ -149,21 +129,12 @@ struct TrainCommand: ParsableCommand {
         t.weightDecay = weightDecay
         t.gradClip = gradClip
         t.seed = seed
-        t.evalEvery = evalEvery
-        t.evalBatches = evalBatches
-        t.sampleEvery = sampleEvery
-        t.sampleTokens = sampleTokens
-        t.checkpointEvery = checkpointEvery
-        t.keepCheckpoints = keepCheckpoints
-        t.skipNonFinite = skipNonfinite
+        runOptions.apply(to: &t)
         return t
     }
 
     private func defaultRunDirectory() -> String {
-        let name = input.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset ?? "gpt2"
-        let f = DateFormatter()
-        f.dateFormat = "yyyyMMdd-HHmmss"
-        return "runs/\(name)-\(f.string(from: Date()))"
+        timestampedRunDirectory(name: input.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset ?? "gpt2")
     }
 }
 

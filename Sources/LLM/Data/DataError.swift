@@ -20,6 +20,9 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case badJSONL(path: String, line: Int, reason: String)
     case existingShards(directory: String, name: String)
     case downloadFailed(url: String, reason: String)
+    case noConversations(path: String)
+    case noSupervisedTokens(path: String)
+    case conversationTokenOutOfRange(path: String, conversation: Int, token: Int64, vocabSize: Int64)
 
     public var description: String {
         switch self {
@@ -52,6 +55,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case let .existingShards(dir, name):
             "\(dir) already holds shards named \(name)_*.bin; choose another --name or --out, or pass --overwrite"
         case let .downloadFailed(url, reason): "cannot download \(url): \(reason); offline? pass --input PATH instead"
+        case let .noConversations(path): "\(path): no conversations"
+        case let .noSupervisedTokens(path): "\(path): no conversation has an assistant reply to learn from"
+        case let .conversationTokenOutOfRange(path, conversation, token, vocabSize):
+            "\(path): conversation \(conversation + 1) renders to token \(token), not below the model's vocab size \(vocabSize)"
         }
     }
 }

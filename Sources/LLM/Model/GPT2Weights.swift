@@ -55,6 +55,36 @@ public final class GPT2Weights: @unchecked Sendable {
     }
 }
 
+extension GPT2Weights {
+    /// A copy with the vocabulary grown to `newVocabSize` rows, for tokens the model has never seen (the chat
+    /// tokens SFT adds after GPT-2's 50257). Old rows are kept; each new row of wte is the mean of the old rows
+    /// plus N(0, 0.02) noise from `seed`. The mean makes a new token's logit an ordinary one at first (a zero row
+    /// would give every new token logit 0, far above a trained model's typical logits); the noise makes the new
+    /// tokens' input embeddings differ, so the model can tell `<|user_start|>` from `<|assistant_start|>`.
+    /// Vp grows to the next multiple of 128 if the new rows do not fit in the padding. Returns self when
+    /// `newVocabSize` is not above V.
+    public func growingVocabulary(to newVocabSize: Int, seed: UInt64) throws(ModelError) -> GPT2Weights {
+        let c = config, V = c.vocabSize, C = c.channels
+        guard newVocabSize > V else { return self }
+        let shape = try GPT2Config(maxSeqLen: c.maxSeqLen, vocabSize: newVocabSize, numLayers: c.numLayers,
+                                   numHeads: c.numHeads, channels: C,
+                                   paddedVocabSize: max(c.paddedVocabSize, GPT2Config.pad(newVocabSize)))
+        let grown = GPT2Weights(config: shape)
+        for t in ParameterTensor.allCases where t != .wte { grown.setTensor(t, tensor(t)) }
+        var wte = tensor(.wte)
+        wte.removeSubrange((V * C)...)
+        var mean = [Double](repeating: 0, count: C)
+        for v in 0..<V { for i in 0..<C { mean[i] += Double(wte[v * C + i]) } }
+        var rng = SplitMix64(seed: seed)
+        for _ in V..<newVocabSize {
+            for i in 0..<C { wte.append(Float(mean[i] / Double(V) + rng.nextGaussian() * 0.02)) }
+        }
+        wte.append(contentsOf: repeatElement(0, count: (shape.paddedVocabSize - newVocabSize) * C))
+        grown.setTensor(.wte, wte)
+        return grown
+    }
+}
+
 /// A small, fast, seedable generator (SplitMix64) with a Box–Muller normal sampler.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64

@@ -39,16 +39,19 @@ public final class Trainer {
     /// Optimizer steps completed.
     public private(set) var step: Int
 
-    private let trainLoader: DataLoader
-    private let valLoader: DataLoader?
+    private let trainLoader: any TrainingBatches
+    private let valLoader: (any TrainingBatches)?
     private let schedule: LearningRateSchedule
     private var sampleRNG: SplitMix64
     private let runLog: RunLogWriter
     private var inputs: [Int32], targets: [Int32]
     private let tokenBytes: [Int]   // UTF-8 bytes per token id (0 for special tokens), for bits per byte
     /// The prompt samples continue: the corpus's first tokens (a one-file corpus has a single document
-    /// separator, so a sample started from it alone begins in a context the model has seen once).
+    /// separator, so a sample started from it alone begins in a context the model has seen once). In SFT, the
+    /// first held-out conversation's first user turn, rendered for the assistant's reply.
     private let samplePrompt: [Int32]
+    /// SFT: the chat format, and the user text the sample answers.
+    private let chat: (renderer: ChatRenderer, question: String)?
     /// A KV-cache generator over the same weights, made on first use.
     private lazy var sampler = Generator(weights: model.weights, parallel: model.parallel)
 
@@ -102,18 +105,42 @@ public final class Trainer {
         model = try GPT2(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel)
         schedule = try t.learningRateSchedule()
         let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
-        trainLoader = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, order: order,
-                                     vocabSize: config.model.vocabSize)
-        valLoader = try t.valShards.map {
-            try DataLoader(pattern: run.resolve($0), batch: t.batch, seq: t.seq, vocabSize: config.model.vocabSize)
+        if let data = t.conversations {
+            let renderer = ChatRenderer(tokenizer: tokenizer)
+            guard renderer.tokens.requiredVocabSize <= config.model.vocabSize else {
+                throw TrainingError.shapeMismatch("the chat tokens need a vocabulary of \(renderer.tokens.requiredVocabSize) but the model's is \(config.model.vocabSize)")
+            }
+            let all = try Conversation.readJSONL(path: run.resolve(data.train))
+            let (train, heldOut) = try data.val.map { (all, try Conversation.readJSONL(path: run.resolve($0))) }
+                ?? ConversationLoader.split(all, heldOutFraction: data.valFraction, seed: t.seed)
+            trainLoader = try ConversationLoader(conversations: train, renderer: renderer, batch: t.batch, seq: t.seq,
+                                                 order: order, vocabSize: config.model.vocabSize, source: data.train)
+            valLoader = heldOut.isEmpty ? nil
+                : try ConversationLoader(conversations: heldOut, renderer: renderer, batch: t.batch, seq: t.seq,
+                                         order: .sequential, vocabSize: config.model.vocabSize,
+                                         source: data.val ?? data.train + " (held out)")
+            // The sample: the assistant's answer to the first held-out (or training) conversation's first turn.
+            let first = (heldOut.first ?? train[0]).messages
+            let turn = Array(first.prefix { $0.role != .assistant })
+            let prompt = try renderer.renderForCompletion(Conversation(messages: turn))
+            samplePrompt = Array(prompt.suffix(config.model.maxSeqLen / 2))  // room for a reply
+            chat = (renderer, ChatRenderer.merged(turn).last?.content ?? "")
+        } else {
+            let shards = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, order: order,
+                                        vocabSize: config.model.vocabSize)
+            trainLoader = shards
+            valLoader = try t.valShards.map {
+                try DataLoader(pattern: run.resolve($0), batch: t.batch, seq: t.seq, vocabSize: config.model.vocabSize)
+            }
+            let promptSource = try TokenShardReader(path: (valLoader as? DataLoader ?? shards).files[0])
+            samplePrompt = try promptSource.tokens(in: 0..<min(16, promptSource.count, config.model.maxSeqLen / 2))
+            chat = nil
         }
         inputs = [Int32](repeating: 0, count: t.batch * t.seq)
         targets = inputs
         tokenBytes = (0..<tokenizer.vocabSize).map { id in
             tokenizer.specialTokens.values.contains(Int32(id)) ? 0 : ((try? tokenizer.bytes(of: Int32(id)).count) ?? 0)
         }
-        let promptSource = try TokenShardReader(path: (valLoader ?? trainLoader).files[0])
-        samplePrompt = try promptSource.tokens(in: 0..<min(16, promptSource.count, config.model.maxSeqLen / 2))
         sampleRNG = SplitMix64(seed: t.seed ^ 0x5A4D_504C)
         step = 0
         if let checkpoint {
@@ -235,6 +262,12 @@ public final class Trainer {
         parameters.temperature = 0.8
         parameters.topK = 40
         parameters.seed = sampleRNG.next()
+        if let chat {
+            // SFT: the question, then the reply up to <|assistant_end|> (chat tokens shown by name).
+            parameters.stopTokens = [chat.renderer.tokens.assistantEnd, chat.renderer.tokens.bos]
+            let reply = try sampler.generate(prompt: samplePrompt, parameters: parameters) { _ in true }
+            return "user: \(chat.question)\nassistant: " + ((try? chat.renderer.decode(reply.tokens)) ?? "")
+        }
         var decoder = StreamingDecoder(tokenizer: tokenizer)
         var text = ""
         // Special tokens (the document separator) are left out of the text.

@@ -32,6 +32,23 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var checkpointEvery = 100           // steps between checkpoints (0: only at the end)
     public var keepCheckpoints = 2
     public var skipNonFinite = false           // skip a step whose loss or gradient norm is not finite
+    /// SFT: conversations instead of token shards (trainShards and valShards are then unused).
+    public var conversations: ConversationData? = nil
+
+    /// Where SFT's conversations come from.
+    public struct ConversationData: Codable, Sendable, Equatable {
+        /// A JSONL file of conversations (`Conversation.readJSONL`), relative to the run directory or absolute.
+        public var train: String
+        /// Held-out conversations for evals; nil holds out `valFraction` of `train` (seeded by `seed`).
+        public var val: String?
+        public var valFraction: Double
+
+        public init(train: String, val: String?, valFraction: Double) {
+            self.train = train
+            self.val = val
+            self.valFraction = valFraction
+        }
+    }
 
     public init(trainShards: String, valShards: String?, tokenizer: String) {
         self.trainShards = trainShards
@@ -55,6 +72,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if !(0...1).contains(finalFraction) { throw fail("--final-fraction must be between 0 and 1") }
         if !(0...1).contains(decayFraction) { throw fail("--decay-fraction must be between 0 and 1") }
         if weightDecay < 0 || gradClip < 0 { throw fail("--weight-decay and --grad-clip must not be negative") }
+        if let c = conversations, !(0..<1).contains(c.valFraction) { throw fail("--val-fraction must be in [0, 1)") }
         if evalEvery < 0 || sampleEvery < 0 || checkpointEvery < 0 || evalBatches < 1 || keepCheckpoints < 1 {
             throw fail("eval, sample and checkpoint intervals must not be negative; --eval-batches and --keep-checkpoints at least 1")
         }

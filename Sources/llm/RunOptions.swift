@@ -1,0 +1,58 @@
+// The options `llm train` and `llm sft` share: where the run goes, how often it evaluates, samples and
+// checkpoints, and how it reports.
+import ArgumentParser
+import Foundation
+import LLM
+
+struct RunOptions: ParsableArguments {
+    @Option(help: "Run directory (default: runs/<name>-<time>).") var out: String?
+    @Option(help: "Continue the run in this directory from its latest checkpoint.") var resume: String?
+    @Option(help: "Steps between validation passes (0: never).") var evalEvery = 50
+    @Option(help: "Batches per validation pass.") var evalBatches = 10
+    @Option(help: "Steps between text samples (0: never).") var sampleEvery = 100
+    @Option(help: "Tokens per sample.") var sampleTokens = 96
+    @Option(help: "Steps between checkpoints (0: only at the end).") var checkpointEvery = 100
+    @Option(help: "Checkpoints to keep.") var keepCheckpoints = 2
+    @Option(help: "Stop after this many steps in this invocation (the run can be resumed).") var stopAfter: Int?
+    @Option(help: "The machine's peak GFLOP/s, to print MFU.") var peakGflops: Double?
+    @Flag(help: "Skip steps whose loss or gradient norm is not finite instead of stopping.") var skipNonfinite = false
+    @Flag(help: "Print only results, no progress.") var quiet = false
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    var parallel: ParallelFor { threads.map { ParallelFor(threads: $0) } ?? .allCores }
+
+    /// Copies the eval, sample and checkpoint settings into a training config.
+    func apply(to t: inout TrainingConfig) {
+        t.evalEvery = evalEvery
+        t.evalBatches = evalBatches
+        t.sampleEvery = sampleEvery
+        t.sampleTokens = sampleTokens
+        t.checkpointEvery = checkpointEvery
+        t.keepCheckpoints = keepCheckpoints
+        t.skipNonFinite = skipNonfinite
+    }
+
+    /// Trains to the end (or --stop-after steps), showing progress, then prints the run, the final model and
+    /// the last validation loss on stdout.
+    func train(_ trainer: Trainer, progress: TrainingProgress) throws {
+        try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
+        progress.finish()
+        print("run: \(trainer.run.path)")
+        if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath)") }
+        if let last = progress.lastEval {
+            print(String(format: "step %d: val loss %.4f%@", last.step, last.loss,
+                         last.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? ""))
+        }
+    }
+}
+
+/// `runs/<name>-<yyyyMMdd-HHmmss>`.
+func timestampedRunDirectory(name: String) -> String {
+    let f = DateFormatter()
+    f.dateFormat = "yyyyMMdd-HHmmss"
+    return "runs/\(name)-\(f.string(from: Date()))"
+}

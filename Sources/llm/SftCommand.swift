@@ -1,0 +1,90 @@
+// `llm sft`: supervised fine-tuning on conversations (nanochat's SFT step): a trained model learns to answer in
+// the chat format, with the loss on the assistant's replies only. The run directory works like `llm train`'s.
+import ArgumentParser
+import Foundation
+import LLM
+
+struct SftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sft",
+        abstract: "Fine-tune a model on conversations (JSONL) into a chat assistant.",
+        discussion: """
+            Each line of --data is {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]} \
+            (`llm chat-data` writes a synthetic set). Conversations are rendered in the chat format, packed whole \
+            into rows of --seq tokens (one cut to fit if longer) and trained with the loss on the assistant's \
+            text and its <|assistant_end|> only, as the mean over those tokens. Unless --val-data is given, \
+            --val-fraction of the conversations is held out for evals. A model without the chat tokens (GPT-2's \
+            vocabulary of 50257) gets them: its vocabulary grows to hold them. Chat with the result: \
+            `llm chat --model RUN_DIR`.
+            """)
+
+    @Option(help: "The model to fine-tune: a run directory (its newest weights and tokenizer), an llm.c .bin or a Hugging Face folder.")
+    var `init`: String?
+    @Option(help: "Training conversations, JSONL.") var data: String?
+    @Option(help: "Held-out conversations for evals, JSONL (default: hold out --val-fraction of --data).")
+    var valData: String?
+    @Option(help: "Fraction of --data held out when there is no --val-data.") var valFraction = 0.05
+    @Option(help: "gpt2 or a tokenizer file (default: the run's, or gpt2 for a checkpoint).") var tokenizer: String?
+
+    @Option(help: "Micro-batch size B (rows of packed conversations).") var batch = 8
+    @Option(help: "Row length T (default: the model's context, at most 512).") var seq: Int?
+    @Option(help: "Tokens per optimizer step (a multiple of B·T; more means gradient accumulation).")
+    var totalBatchTokens: Int?
+    @Option(help: "Passes over the training conversations (ignored with --steps).") var epochs = 1.0
+    @Option(help: "Optimizer steps (default: from --epochs).") var steps: Int?
+    @Option(help: "Peak learning rate.") var lr = 3e-4
+    @Option(help: "Warmup steps.") var warmup = 0
+    @Option(help: "Schedule: cosine, linear, constant, wsd.") var schedule: LearningRateSchedule.Kind = .linear
+    @Option(help: "Final learning rate as a fraction of the peak.") var finalFraction = 0.0
+    @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.0
+    @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
+    @Option(help: "Seed for the held-out split, the data order, new token embeddings and samples.")
+    var seed: UInt64 = 1337
+
+    @OptionGroup var runOptions: RunOptions
+
+    func validate() throws {
+        if runOptions.resume == nil && (`init` == nil || data == nil) {
+            throw ValidationError("give --init MODEL and --data CONVERSATIONS.jsonl, or --resume RUN_DIR")
+        }
+        if runOptions.resume != nil && (`init` != nil || data != nil) {
+            throw ValidationError("--resume continues a run as configured; it takes no --init or --data")
+        }
+        if !(epochs > 0) { throw ValidationError("--epochs must be positive") }
+        if let seq, seq < 2 { throw ValidationError("--seq must be at least 2") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
+            let trainer: Trainer
+            if let resume = runOptions.resume {
+                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: runOptions.parallel)
+                progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
+            } else {
+                var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
+                t.batch = batch
+                t.seq = seq ?? 2  // replaced by the model's context below unless given
+                t.totalBatchTokens = totalBatchTokens
+                t.steps = steps ?? 1
+                t.learningRate = lr
+                t.warmupSteps = warmup
+                t.schedule = schedule
+                t.finalFraction = finalFraction
+                t.weightDecay = weightDecay
+                t.gradClip = gradClip
+                t.seed = seed
+                runOptions.apply(to: &t)
+                let name = URL(fileURLWithPath: data!).deletingPathExtension().lastPathComponent
+                var job = NewSFTRun(runDirectory: runOptions.out ?? timestampedRunDirectory(name: "sft-" + name),
+                                    initFrom: `init`!, tokenizer: tokenizer, data: data!, valData: valData, training: t)
+                job.valFraction = valFraction
+                job.seq = seq
+                job.epochs = steps == nil ? epochs : nil
+                trainer = try job.start(parallel: runOptions.parallel, status: progress.status)
+                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
+            }
+            try runOptions.train(trainer, progress: progress)
+        }
+    }
+}
