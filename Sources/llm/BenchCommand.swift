@@ -29,6 +29,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Flag(help: "Print where a step's time goes, per kind of operation.") var profile = false
 
+    @OptionGroup var device: DeviceOption
+
     func validate() throws {
         if batch < 1 || seq < 1 || steps < 1 || warmup < 0 { throw ValidationError("batch, seq and steps must be positive") }
         if seq > maxSeq { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
@@ -37,6 +39,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try device.check()
             let config = try preset.map { try GPT2Config.preset($0, vocabSize: vocab, maxSeqLen: maxSeq) }
                 ?? GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: layers, numHeads: heads, channels: channels)
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores

@@ -21,6 +21,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as ScheduleError {
         fail(error.description)
+    } catch let error as CUDAError {
+        fail(error.description)
+    } catch let error as ChatFormatError {
+        fail(error.description)
+    } catch let error as ChatSessionError {
+        fail(error.description)
+    } catch let error as InferenceEngineError {
+        fail(error.description)
     }
 }
 

@@ -35,6 +35,8 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @OptionGroup var tokenizerOptions: TokenizerOptions
 
+    @OptionGroup var device: DeviceOption
+
     func validate() throws {
         if (model == nil) == (randomPreset == nil) { throw ValidationError("give exactly one of --model and --random-preset") }
         if prompt != nil && promptIds != nil { throw ValidationError("give at most one of --prompt and --prompt-ids") }
@@ -54,6 +56,7 @@ struct SampleCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try device.check()
             // A run directory stands for its newest weights and, unless --tokenizer says otherwise, its tokenizer.
             let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
             let weights = try run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)

@@ -50,6 +50,7 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var runOptions: RunOptions
 
+    @OptionGroup var device: DeviceOption
 
     func validate() throws {
         if runOptions.resume == nil && input == nil && train == nil { throw ValidationError("give --input FILE, --train PATTERN or --resume RUN_DIR") }
@@ -59,6 +60,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try device.check()
             let parallel = runOptions.parallel
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer

@@ -22,6 +22,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
 
+    @OptionGroup var device: DeviceOption
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if saveFinal != nil && trajectory == nil { throw ValidationError("--save-final needs --trajectory") }
@@ -29,6 +31,7 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try device.check()
             let weights = try loadWeights(model)
             let c = weights.config
             let st = try DebugState.read(state, config: c)

@@ -1,0 +1,234 @@
+// cuBLASLt (libcublasLt.so.13 or .12) loaded at run time, for the model's matmuls on the GPU: bfloat16 or
+// float inputs with float accumulation, the bias folded into the epilogue, and accumulation into the output
+// (beta = 1) for the backward products, which add into gradients as the CPU kernels do.
+//
+// cuBLASLt is column-major; the model's tensors are row-major with weights stored (out, in). A row-major
+// (R,C) matrix is a column-major C×R one, so each product below is written for the transposes.
+import Foundation
+
+/// A loaded libcublasLt and its matmul API.
+public final class CUBLASLt: @unchecked Sendable {
+    public let library: DynamicLibrary
+    let api: API
+
+    struct API {
+        typealias Handle = OpaquePointer
+        let cublasLtCreate: @convention(c) (UnsafeMutablePointer<Handle?>?) -> Int32
+        let cublasLtDestroy: @convention(c) (Handle?) -> Int32
+        let cublasLtGetVersion: @convention(c) () -> Int
+        let cublasLtGetStatusString: @convention(c) (Int32) -> UnsafePointer<CChar>?
+        let cublasLtMatmulDescCreate: @convention(c) (UnsafeMutablePointer<Handle?>?, Int32, Int32) -> Int32
+        let cublasLtMatmulDescDestroy: @convention(c) (Handle?) -> Int32
+        let cublasLtMatmulDescSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer?, Int) -> Int32
+        let cublasLtMatrixLayoutCreate: @convention(c) (UnsafeMutablePointer<Handle?>?, Int32, UInt64, UInt64, Int64)
+            -> Int32
+        let cublasLtMatrixLayoutDestroy: @convention(c) (Handle?) -> Int32
+        let cublasLtMatmulPreferenceCreate: @convention(c) (UnsafeMutablePointer<Handle?>?) -> Int32
+        let cublasLtMatmulPreferenceDestroy: @convention(c) (Handle?) -> Int32
+        let cublasLtMatmulPreferenceSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer?, Int) -> Int32
+        let cublasLtMatmulAlgoGetHeuristic: @convention(c) (Handle?, Handle?, Handle?, Handle?, Handle?, Handle?,
+                                                            Handle?, Int32, UnsafeMutableRawPointer?,
+                                                            UnsafeMutablePointer<Int32>?) -> Int32
+        let cublasLtMatmul: @convention(c) (Handle?, Handle?, UnsafeRawPointer?, UnsafeRawPointer?, Handle?,
+                                            UnsafeRawPointer?, Handle?, UnsafeRawPointer?, UnsafeRawPointer?, Handle?,
+                                            UnsafeMutableRawPointer?, Handle?, UnsafeRawPointer?,
+                                            UnsafeMutableRawPointer?, Int, OpaquePointer?) -> Int32
+
+        init(_ lib: DynamicLibrary) throws(CUDAError) {
+            cublasLtCreate = try lib.function("cublasLtCreate")
+            cublasLtDestroy = try lib.function("cublasLtDestroy")
+            cublasLtGetVersion = try lib.function("cublasLtGetVersion")
+            cublasLtGetStatusString = try lib.function("cublasLtGetStatusString")
+            cublasLtMatmulDescCreate = try lib.function("cublasLtMatmulDescCreate")
+            cublasLtMatmulDescDestroy = try lib.function("cublasLtMatmulDescDestroy")
+            cublasLtMatmulDescSetAttribute = try lib.function("cublasLtMatmulDescSetAttribute")
+            cublasLtMatrixLayoutCreate = try lib.function("cublasLtMatrixLayoutCreate")
+            cublasLtMatrixLayoutDestroy = try lib.function("cublasLtMatrixLayoutDestroy")
+            cublasLtMatmulPreferenceCreate = try lib.function("cublasLtMatmulPreferenceCreate")
+            cublasLtMatmulPreferenceDestroy = try lib.function("cublasLtMatmulPreferenceDestroy")
+            cublasLtMatmulPreferenceSetAttribute = try lib.function("cublasLtMatmulPreferenceSetAttribute")
+            cublasLtMatmulAlgoGetHeuristic = try lib.function("cublasLtMatmulAlgoGetHeuristic")
+            cublasLtMatmul = try lib.function("cublasLtMatmul")
+        }
+    }
+
+    /// cublasLtMatmulHeuristicResult_t: an algorithm (64 opaque bytes), its workspace size, status, waves and
+    /// four reserved ints; 96 bytes, laid out as the C struct.
+    struct HeuristicResult {
+        var algo: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var workspaceSize: Int = 0
+        var state: Int32 = 0
+        var wavesCount: Float = 0
+        var reserved: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+    }
+
+    /// The constants of cublasLt.h, cublas_api.h and library_types.h the bindings use.
+    enum Constant {
+        static let computeFloat: Int32 = 68          // CUBLAS_COMPUTE_32F
+        static let computeFloatFastTF32: Int32 = 77  // CUBLAS_COMPUTE_32F_FAST_TF32
+        static let float: Int32 = 0                  // CUDA_R_32F
+        static let bfloat16: Int32 = 14              // CUDA_R_16BF
+        static let opN: Int32 = 0, opT: Int32 = 1    // CUBLAS_OP_N, CUBLAS_OP_T
+        static let descTransA: Int32 = 3, descTransB: Int32 = 4, descEpilogue: Int32 = 7
+        static let descBiasPointer: Int32 = 8, descBiasDataType: Int32 = 26
+        static let epilogueDefault: UInt32 = 1, epilogueBias: UInt32 = 4
+        static let prefMaxWorkspaceBytes: Int32 = 1
+    }
+
+    /// The file names tried, newest first unless the driver's major version says otherwise (as for NVRTC).
+    static func fileNames(preferredMajor: Int?) -> [String] {
+        let majors = [13, 12]
+        let ordered = preferredMajor.map { p in majors.filter { $0 <= p } + majors.filter { $0 > p } } ?? majors
+        return ordered.map { "libcublasLt.so.\($0)" }
+    }
+
+    /// Every path `load` tries: $LLM_CUBLASLT_PATH, LD_LIBRARY_PATH, system folders, pip's nvidia/cublas/lib
+    /// (CUDA 12 wheels) and nvidia/cu13/lib (CUDA 13 wheels).
+    public static func searchPaths(preferredMajor: Int? = nil) -> [String] {
+        LibrarySearch.candidates(names: fileNames(preferredMajor: preferredMajor), override: "LLM_CUBLASLT_PATH",
+                                 wheelFolders: ["nvidia/cublas/lib", "nvidia/cu13/lib", "nvidia/cu12/lib"])
+    }
+
+    public static func load(preferredMajor: Int? = nil) throws(CUDAError) -> CUBLASLt {
+        let lib = try DynamicLibrary.open(
+            searchPaths(preferredMajor: preferredMajor), what: "cuBLASLt",
+            files: fileNames(preferredMajor: preferredMajor).joined(separator: " or "),
+            hint: "install the CUDA toolkit or `pip install nvidia-cublas-cu12`, or set LLM_CUBLASLT_PATH to libcublasLt")
+        return try CUBLASLt(library: lib)
+    }
+
+    /// Loads the cuBLASLt that suits `device`'s driver: the same CUDA major version first.
+    public static func load(for device: CUDADevice) throws(CUDAError) -> CUBLASLt {
+        try load(preferredMajor: device.driver.version / 1000)
+    }
+
+    init(library: DynamicLibrary) throws(CUDAError) {
+        self.library = library
+        api = try API(library)
+    }
+
+    /// The library's version, e.g. 120903 for 12.9.3 (major·10000 + minor·100 + patch).
+    public var version: Int { api.cublasLtGetVersion() }
+
+    func check(_ status: Int32, _ call: @autoclosure () -> String) throws(CUDAError) {
+        guard status != 0 else { return }
+        let message = api.cublasLtGetStatusString(status).map { String(cString: $0) } ?? "unknown status"
+        throw .cublas(call: call(), status: status, message: message)
+    }
+}
+
+/// Element type of a matmul's inputs and output; accumulation is always float.
+public enum MatmulPrecision: Sendable {
+    case float32, bfloat16
+
+    var dataType: Int32 { self == .float32 ? CUBLASLt.Constant.float : CUBLASLt.Constant.bfloat16 }
+    var elementSize: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A cuBLASLt handle on one GPU with its workspace: runs the three products of a linear layer.
+public final class CUBLASLtMatmul {
+    public let cublas: CUBLASLt
+    public let device: CUDADevice
+    public let precision: MatmulPrecision
+    let handle: OpaquePointer?
+    let workspace: DeviceBuffer
+
+    /// 32 MiB of workspace, what cuBLASLt's heuristics want for the largest GPT-2 shapes on Hopper.
+    public init(cublas: CUBLASLt, device: CUDADevice, precision: MatmulPrecision,
+                workspaceBytes: Int = 32 << 20) throws(CUDAError) {
+        self.cublas = cublas
+        self.device = device
+        self.precision = precision
+        workspace = try device.allocate(byteCount: workspaceBytes)
+        var h: OpaquePointer?
+        try device.makeCurrent()
+        try cublas.check(cublas.api.cublasLtCreate(&h), "cublasLtCreate")
+        handle = h
+    }
+
+    deinit { _ = cublas.api.cublasLtDestroy(handle) }
+
+    /// out(N,OC) = inp(N,C) · weightᵀ + bias, weight (OC,C), bias (OC) or nil (as matmulForward).
+    /// Column-major: outᵀ (OC×N) = op_T(weight as C×OC) · (inp as C×N), the bias added per output row.
+    public func forward(out: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr, bias: CUdeviceptr?, N: Int, C: Int,
+                        OC: Int, stream: CUDAStream) throws(CUDAError) {
+        try run(m: OC, n: N, k: C, a: weight, lda: C, transA: true, b: inp, ldb: C, transB: false, d: out, ldd: OC,
+                accumulate: false, bias: bias, stream: stream)
+    }
+
+    /// dinp(N,C) += dout(N,OC) · weight(OC,C) (as matmulBackward's first product).
+    /// Column-major: dinpᵀ (C×N) += (weight as C×OC) · (dout as OC×N).
+    public func backwardInput(dinp: CUdeviceptr, dout: CUdeviceptr, weight: CUdeviceptr, N: Int, C: Int, OC: Int,
+                              stream: CUDAStream) throws(CUDAError) {
+        try run(m: C, n: N, k: OC, a: weight, lda: C, transA: false, b: dout, ldb: OC, transB: false, d: dinp, ldd: C,
+                accumulate: true, bias: nil, stream: stream)
+    }
+
+    /// dweight(OC,C) += dout(N,OC)ᵀ · inp(N,C) (as matmulBackward's second product; the bias gradient is
+    /// column_sum_partial/finish in matmul.cu).
+    /// Column-major: dweightᵀ (C×OC) += (inp as C×N) · op_T(dout as OC×N).
+    public func backwardWeight(dweight: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, N: Int, C: Int, OC: Int,
+                               stream: CUDAStream) throws(CUDAError) {
+        try run(m: C, n: OC, k: N, a: inp, lda: C, transA: false, b: dout, ldb: OC, transB: true, d: dweight, ldd: C,
+                accumulate: true, bias: nil, stream: stream)
+    }
+
+    /// D(m×n) = op(A)·op(B) (+ D when accumulating) (+ bias per row), column-major, float accumulation.
+    /// A is stored k×m when transposed (else m×k) with leading dimension lda; B is n×k when transposed (else k×n).
+    func run(m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, transA: Bool, b: CUdeviceptr, ldb: Int, transB: Bool,
+             d: CUdeviceptr, ldd: Int, accumulate: Bool, bias: CUdeviceptr?, stream: CUDAStream) throws(CUDAError) {
+        typealias K = CUBLASLt.Constant
+        let api = cublas.api, type = precision.dataType
+        try device.makeCurrent()
+        var desc: OpaquePointer?
+        try cublas.check(api.cublasLtMatmulDescCreate(&desc, K.computeFloat, K.float), "cublasLtMatmulDescCreate")
+        defer { _ = api.cublasLtMatmulDescDestroy(desc) }
+        func set<T>(_ attribute: Int32, _ value: T) throws(CUDAError) {
+            var v = value
+            let status = withUnsafeBytes(of: &v) { api.cublasLtMatmulDescSetAttribute(desc, attribute, $0.baseAddress, $0.count) }
+            try cublas.check(status, "cublasLtMatmulDescSetAttribute(\(attribute))")
+        }
+        try set(K.descTransA, transA ? K.opT : K.opN)
+        try set(K.descTransB, transB ? K.opT : K.opN)
+        try set(K.descEpilogue, bias == nil ? K.epilogueDefault : K.epilogueBias)
+        if let bias {
+            try set(K.descBiasPointer, UInt64(bias))
+            try set(K.descBiasDataType, type)
+        }
+        // Layouts: (rows, cols, leading dimension) of each stored matrix.
+        var layouts = [OpaquePointer?]()
+        defer { layouts.forEach { _ = api.cublasLtMatrixLayoutDestroy($0) } }
+        func layout(_ rows: Int, _ cols: Int, _ ld: Int) throws(CUDAError) -> OpaquePointer? {
+            var l: OpaquePointer?
+            try cublas.check(api.cublasLtMatrixLayoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)),
+                             "cublasLtMatrixLayoutCreate(\(rows)×\(cols))")
+            layouts.append(l)
+            return l
+        }
+        let aLayout = transA ? try layout(k, m, lda) : try layout(m, k, lda)
+        let bLayout = transB ? try layout(n, k, ldb) : try layout(k, n, ldb)
+        let dLayout = try layout(m, n, ldd)
+
+        var preference: OpaquePointer?
+        try cublas.check(api.cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
+        defer { _ = api.cublasLtMatmulPreferenceDestroy(preference) }
+        var workspaceBytes = UInt64(workspace.byteCount)
+        try cublas.check(api.cublasLtMatmulPreferenceSetAttribute(preference, K.prefMaxWorkspaceBytes, &workspaceBytes, 8),
+                         "cublasLtMatmulPreferenceSetAttribute")
+        var heuristic = CUBLASLt.HeuristicResult(), found: Int32 = 0
+        let searched = withUnsafeMutableBytes(of: &heuristic) {
+            api.cublasLtMatmulAlgoGetHeuristic(handle, desc, aLayout, bLayout, dLayout, dLayout, preference, 1,
+                                               $0.baseAddress, &found)
+        }
+        try cublas.check(searched, "cublasLtMatmulAlgoGetHeuristic(m \(m), n \(n), k \(k))")
+        guard found > 0 else { throw .unsupported("cuBLASLt has no algorithm for a \(m)×\(n)×\(k) matmul") }
+
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
+        func raw(_ p: CUdeviceptr) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
+        let status = withUnsafeBytes(of: &heuristic.algo) { algo in
+            api.cublasLtMatmul(handle, desc, &alpha, raw(a), aLayout, raw(b), bLayout, &beta, raw(d), dLayout, raw(d),
+                               dLayout, algo.baseAddress, raw(workspace.address), workspace.byteCount, stream.handle)
+        }
+        try cublas.check(status, "cublasLtMatmul(m \(m), n \(n), k \(k))")
+    }
+}

@@ -1,0 +1,107 @@
+// What every kernel file shares: the storage type floatX, bfloat16 conversions, and warp and block reductions.
+// The backend hands this file to NVRTC as a header of each program (`#include "common.cuh"`).
+//
+// Precision: compiled with -DLLM_BF16, floatX (weights, activations and their gradients) is bfloat16 and every
+// kernel still computes in float; without it, floatX is float. Optimizer state, LayerNorm statistics, losses
+// and attention's log-sum-exp stay float in both.
+//
+// NVRTC ships no cuda_bf16.h among its built-in headers, so bfloat16 is defined here: the high 16 bits of a
+// float, converted with the sm_80 instruction where there is one.
+#pragma once
+
+struct bf16 {
+    unsigned short bits;
+};
+
+__device__ __forceinline__ float bf16_to_float(bf16 x) { return __uint_as_float(((unsigned int)x.bits) << 16); }
+
+// Round to nearest even; NaN stays NaN.
+__device__ __forceinline__ bf16 float_to_bf16(float x) {
+#if __CUDA_ARCH__ >= 800
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(x));
+    return bf16{r};
+#else
+    unsigned int u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return bf16{(unsigned short)((u >> 16) | 0x40u)};
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return bf16{(unsigned short)(u >> 16)};
+#endif
+}
+
+// A hash of (index, seed) to 32 random-looking bits, for stochastic rounding.
+__device__ __forceinline__ unsigned int hash_bits(unsigned int index, unsigned int seed) {
+    unsigned int h = index * 0x9E3779B1u ^ seed;
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+// Rounds up with probability equal to the dropped fraction, so repeated small updates to a bfloat16 weight are
+// not all rounded away. Infinities and NaN are truncated (they have no fraction to round).
+__device__ __forceinline__ bf16 float_to_bf16_stochastic(float x, unsigned int random) {
+    unsigned int u = __float_as_uint(x);
+    if ((u & 0x7f800000u) != 0x7f800000u) u += random & 0xffffu;
+    return bf16{(unsigned short)(u >> 16)};
+}
+
+#if defined(LLM_BF16)
+typedef bf16 floatX;
+__device__ __forceinline__ float to_float(floatX x) { return bf16_to_float(x); }
+__device__ __forceinline__ floatX from_float(float x) { return float_to_bf16(x); }
+__device__ __forceinline__ floatX from_float_stochastic(float x, unsigned int random) {
+    return float_to_bf16_stochastic(x, random);
+}
+#else
+typedef float floatX;
+__device__ __forceinline__ float to_float(floatX x) { return x; }
+__device__ __forceinline__ floatX from_float(float x) { return x; }
+__device__ __forceinline__ floatX from_float_stochastic(float x, unsigned int) { return x; }
+#endif
+
+// NVRTC's built-ins have no <math.h> macros.
+#define NEG_INFINITY __int_as_float(0xff800000)
+
+#define WARP_SIZE 32
+#define FULL_MASK 0xffffffffu
+
+// The sum (max) over a warp's 32 lanes, returned to every lane; the same tree, so the same result, every time.
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(FULL_MASK, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, offset));
+    return v;
+}
+
+// The sum (max) over the whole block, returned to every thread. blockDim.x must be a multiple of 32;
+// `scratch` is 32 floats of shared memory. Every thread of the block must call it.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_sum(v);
+    __syncthreads();  // the previous use of scratch is over
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return warp_sum(lane < warps ? scratch[lane] : 0.0f);
+}
+
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+    int lane = threadIdx.x % WARP_SIZE, warp = threadIdx.x / WARP_SIZE, warps = blockDim.x / WARP_SIZE;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    return warp_max(lane < warps ? scratch[lane] : NEG_INFINITY);
+}
+
+// Column sums (bias and LayerNorm parameter gradients) run blocks of 32 columns × COLUMN_ROWS rows.
+#define COLUMN_ROWS 8
+
+// The global index of this thread in a 1-D launch, as 64 bits (tensors can pass 2^31 elements).
+__device__ __forceinline__ long long global_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ long long global_stride() { return (long long)gridDim.x * blockDim.x; }

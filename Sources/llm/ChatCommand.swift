@@ -1,0 +1,195 @@
+// `llm chat`: a terminal conversation with a chat model (nanochat's chat_cli), streaming each reply as it is
+// generated. The conversation, the rendering and the input rules are the library's ChatSession; this file
+// is the terminal: reading lines, printing pieces, and Ctrl-C.
+import ArgumentParser
+import Foundation
+import LLM
+import Synchronization
+
+struct ChatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chat",
+        abstract: "Chat with a fine-tuned model in the terminal.",
+        discussion: """
+            Type a message and press return; the reply streams as it is generated. A line ending in \\ continues \
+            on the next line, and a line with just \"\"\" starts or ends a multi-line block. Commands: /clear, \
+            /temperature X, /topk K, /topp P, /system TEXT, /help, /quit (or Ctrl-D). Ctrl-C during a reply stops \
+            it and keeps what was printed so far in the conversation; Ctrl-C at the prompt drops the line being \
+            typed (use /quit or Ctrl-D to exit). When the conversation outgrows the model's context, its oldest \
+            exchanges are forgotten. With stdin not a terminal, each line (or block) is a message and stdout gets \
+            only the replies, one per message (notes go to stderr; Ctrl-C between replies exits). --prompt asks \
+            one question and exits. The model needs the chat tokens: fine-tune it with `llm sft` first.
+            """)
+
+    @Option(help: "A run directory from `llm sft` (its newest weights and its tokenizer), an llm.c .bin checkpoint or a Hugging Face folder.")
+    var model: String
+    @Option(help: "gpt2 or a tokenizer file (default: the run's, or gpt2 for a checkpoint or folder).")
+    var tokenizer: String?
+    @Option(help: "Sampling temperature; 0 always takes the most likely token.") var temperature: Float = 0.6
+    @Option(help: "Sample among the K most likely tokens only (0 for all).") var topK = 50
+    @Option(help: "Then keep the fewest most likely tokens whose probability reaches P.") var topP: Float = 1
+    @Option(help: "Most tokens in one reply.") var maxNewTokens = 512
+    @Option(help: "Seed for the replies' sampling: the same seed and messages give the same replies (default: random).")
+    var seed: UInt64?
+    @Option(help: "A system prompt, merged into the first message of the conversation.") var system: String?
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "Ask this one question, print the reply and exit.") var prompt: String?
+
+    func validate() throws {
+        if !parameters.isValid {
+            throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 0 and --top-p in (0, 1]")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    private var parameters: GenerateParameters {
+        GenerateParameters(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK == 0 ? nil : topK, topP: topP)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let loaded = try LoadedModel.load(model, tokenizer: tokenizer)
+            let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: 1, threads: threads)
+            defer { engine.shutdown() }
+            let session = try ChatSession(engine: engine, tokenizer: loaded.tokenizer, parameters: parameters,
+                                          system: system, seed: seed ?? .random(in: .min ... .max))
+            if let prompt {
+                let reply = try session.reply(to: prompt) { write($0); return true }
+                write("\n")
+                note(reply, terminal: nil)
+            } else {
+                Terminal(session: session, loaded: loaded).run()
+            }
+        }
+    }
+}
+
+/// The interactive loop: prompts, lines, commands, replies and Ctrl-C.
+private struct Terminal {
+    let session: ChatSession
+    let loaded: LoadedModel
+    /// stdin is a terminal: show prompts, a banner and notes on stdout. Otherwise stdout gets only replies.
+    let interactive = isatty(STDIN_FILENO) == 1
+    let signals = SignalState()
+
+    init(session: ChatSession, loaded: LoadedModel) {
+        self.session = session
+        self.loaded = loaded
+    }
+
+    func run() {
+        // Ctrl-C is handled here rather than killing the process: SIG_IGN stops the default action, and the
+        // Dispatch source (off the main thread, which sits in readLine or waits for a reply) still sees it.
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "llm.chat.sigint"))
+        source.setEventHandler { [signals, interactive] in
+            if signals.replying.load(ordering: .acquiring) {
+                signals.stopReply.store(true, ordering: .releasing)
+            } else if interactive {
+                signals.dropInput.store(true, ordering: .releasing)
+                write("\n(Ctrl-C: use /quit or Ctrl-D to exit)\n> ")
+            } else {
+                exit(130)  // nobody to talk to: a script's Ctrl-C ends it
+            }
+        }
+        source.resume()
+        defer { source.cancel() }
+
+        if interactive {
+            let c = session.engine.config
+            write("llm chat: \(loaded.weightsPath) (\(c.numLayers) layers, \(c.channels) channels, "
+                  + "context \(c.maxSeqLen) tokens)\n")
+            write("/help for commands, /quit or Ctrl-D to exit.\n")
+        }
+        var assembler = ChatLineAssembler()
+        while true {
+            if interactive { write(assembler.isContinuing ? "... " : "> ") }
+            guard let line = readLine(strippingNewline: true) else {
+                if interactive { write("\n") }
+                if let rest = assembler.finish() { send(rest) }
+                return
+            }
+            if signals.dropInput.exchange(false, ordering: .acquiringAndReleasing) { assembler.reset() }
+            guard let input = assembler.add(line) else { continue }
+            switch ChatInput.parse(input) {
+            case .message(let text): send(text)
+            case .clear:
+                session.clear()
+                info("(conversation cleared)")
+            case .temperature(let t):
+                session.parameters.temperature = t
+                info("(temperature \(t))")
+            case .topK(let k):
+                session.parameters.topK = k
+                info("(top-k \(k.map(String.init) ?? "off"))")
+            case .topP(let p):
+                session.parameters.topP = p
+                info("(top-p \(p))")
+            case .system(let s):
+                session.system = s
+                info(s == nil ? "(no system prompt)" : "(system prompt set)")
+            case .help: info(ChatInput.helpText)
+            case .quit: return
+            case .invalid(let why): warn(why)
+            }
+        }
+    }
+
+    /// One user message and the streamed reply; Ctrl-C meanwhile stops the reply.
+    private func send(_ text: String) {
+        guard !text.allSatisfy(\.isWhitespace) else { return }
+        signals.stopReply.store(false, ordering: .releasing)
+        signals.replying.store(true, ordering: .releasing)
+        defer { signals.replying.store(false, ordering: .releasing) }
+        do {
+            let reply = try session.reply(to: text) { [signals] piece in
+                if signals.stopReply.load(ordering: .acquiring) { return false }
+                write(piece)
+                return true
+            }
+            write("\n")
+            note(reply, terminal: self)
+        } catch {
+            warn("\(error)")
+        }
+    }
+
+    /// A note for the user: on stdout at a terminal, else stderr (stdout holds only replies).
+    func info(_ s: String) {
+        if interactive { write(s + "\n") } else { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+
+    func warn(_ s: String) { FileHandle.standardError.write(Data("error: \(s)\n".utf8)) }
+}
+
+/// Tells the user why a reply ended early and what was forgotten, if anything.
+private func note(_ reply: ChatReply, terminal: Terminal?) {
+    let say = { (s: String) in
+        if let terminal { terminal.info(s) } else { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+    }
+    if reply.forgottenMessages > 0 {
+        say("(the conversation outgrew the model's context: forgot its \(reply.forgottenMessages) oldest messages)")
+    }
+    switch reply.finish.stopReason {
+    case .stopToken: break
+    case .cancelled: say("(stopped)")
+    case .maxNewTokens: say("(reply cut at --max-new-tokens)")
+    case .contextFull: say("(the model's context is full: /clear to start a new conversation)")
+    }
+}
+
+/// Flags shared by the main thread, the engine thread (which streams the reply) and the SIGINT handler.
+private final class SignalState: Sendable {
+    /// A reply is being generated: Ctrl-C stops it.
+    let replying = Atomic(false)
+    /// Ctrl-C arrived during the reply: the next piece stops it.
+    let stopReply = Atomic(false)
+    /// Ctrl-C arrived at the prompt: drop the pending multi-line input.
+    let dropInput = Atomic(false)
+}
+
+/// Unbuffered: each piece reaches the terminal before the next token is computed.
+private func write(_ s: String) {
+    if !s.isEmpty { FileHandle.standardOutput.write(Data(s.utf8)) }
+}
+
