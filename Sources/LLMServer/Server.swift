@@ -1,2 +1,162 @@
-// The HTTP server: placeholder while the server is built.
+// `llm serve`'s HTTP server: the chat page at `/`, an OpenAI-compatible API under `/v1`, and `/health`.
+// `buildRouter` is shared by the server and its tests; `buildApplication` adds the address. Handlers only
+// decode, validate and await the backend's stream: model compute never runs on the event loops.
+import Foundation
+import Hummingbird
 import LLM
+
+/// Where the server listens and what it allows.
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var limits: ServerLimits
+
+    public init(host: String = "127.0.0.1", port: Int = 8000, limits: ServerLimits = ServerLimits()) {
+        self.host = host
+        self.port = port
+        self.limits = limits
+    }
+}
+
+/// The server, ready for `runService()` (which shuts down gracefully on SIGINT and SIGTERM).
+public func buildApplication(backend: some GenerationBackend, model: ServedModel,
+                             configuration: ServerConfiguration) -> some ApplicationProtocol {
+    Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits),
+                configuration: .init(address: .hostname(configuration.host, port: configuration.port),
+                                     serverName: "llm"))
+}
+
+/// Every route; errors anywhere, unknown routes included, come back in OpenAI's error shape.
+public func buildRouter(backend: some GenerationBackend, model: ServedModel,
+                        limits: ServerLimits) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.add(middleware: OpenAIErrorMiddleware())
+    let api = API(backend: backend, model: model)
+    let page = chatPage()
+    router.get("/") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: page))
+    }
+    router.get("/health") { _, _ in
+        json(Health(model: model.name, active: backend.activeCount, queued: backend.queuedCount))
+    }
+    router.get("/v1/models") { _, _ in
+        json(ModelList(data: [.init(id: model.name, created: unixTime())]))
+    }
+    router.post("/v1/chat/completions") { request, _ in
+        var request = request
+        let job = try await decodeBody(ChatCompletionRequest.self, from: &request, limits: limits).job(model: model, limits: limits)
+        return job.stream ? api.streamChat(job, request: request) : try await api.chat(job, request: request)
+    }
+    router.post("/v1/completions") { request, _ in
+        var request = request
+        let job = try await decodeBody(CompletionRequest.self, from: &request, limits: limits).job(model: model, limits: limits)
+        return job.stream ? api.streamCompletion(job, request: request) : try await api.completion(job, request: request)
+    }
+    return router
+}
+
+/// The completion endpoints' answers, whole or as server-sent events.
+private struct API<Backend: GenerationBackend>: Sendable {
+    let backend: Backend
+    let model: ServedModel
+
+    func chat(_ job: GenerationJob, request: Request) async throws -> Response {
+        let (content, outcome) = try await wholeReply(job, request: request)
+        return json(CompletionBody(id: responseID("chatcmpl"), object: "chat.completion", created: unixTime(), model: model.name,
+                                   choices: [ChatChoice(content: content, finishReason: outcome.finishReason)],
+                                   usage: Usage(outcome)), closing: true)
+    }
+
+    func completion(_ job: GenerationJob, request: Request) async throws -> Response {
+        let (text, outcome) = try await wholeReply(job, request: request)
+        return json(CompletionBody(id: responseID("cmpl"), object: "text_completion", created: unixTime(), model: model.name,
+                                   choices: [TextChoice(text: text, finishReason: outcome.finishReason)],
+                                   usage: Usage(outcome)), closing: true)
+    }
+
+    /// The reply's text and how it ended; cancelled if the client disconnects before it is done. Watching for
+    /// the disconnect uses up the connection: the response must close it.
+    private func wholeReply(_ job: GenerationJob, request: Request) async throws -> (String, ReplyOutcome) {
+        try await request.body.consumeWithCancellationOnInboundClose { _ in
+            var text = ""
+            let outcome = try await backend.reply(to: job, tokenizer: model.tokenizer) { text += $0 }
+            return (text, outcome)
+        }
+    }
+
+    /// Chunks: the role, then each piece of content, then the finish reason, then (if asked) the usage.
+    func streamChat(_ job: GenerationJob, request: Request) -> Response {
+        let id = responseID("chatcmpl"), created = unixTime(), name = model.name
+        @Sendable func chunk(_ choices: [ChatDelta], usage: Usage? = nil) -> ByteBuffer {
+            event(jsonBuffer(CompletionBody(id: id, object: "chat.completion.chunk", created: created, model: name,
+                                            choices: choices, usage: usage)))
+        }
+        return eventStream(job, request: request,
+                           first: chunk([ChatDelta(role: "assistant", content: "")]),
+                           piece: { chunk([ChatDelta(content: $0)]) },
+                           last: { chunk([ChatDelta(finishReason: $0.finishReason)]) },
+                           usage: { chunk([], usage: Usage($0)) })
+    }
+
+    /// Chunks: each piece of text, then an empty one with the finish reason, then (if asked) the usage.
+    func streamCompletion(_ job: GenerationJob, request: Request) -> Response {
+        let id = responseID("cmpl"), created = unixTime(), name = model.name
+        @Sendable func chunk(_ choices: [TextChoice], usage: Usage? = nil) -> ByteBuffer {
+            event(jsonBuffer(CompletionBody(id: id, object: "text_completion", created: created, model: name,
+                                            choices: choices, usage: usage)))
+        }
+        return eventStream(job, request: request, first: nil,
+                           piece: { chunk([TextChoice(text: $0)]) },
+                           last: { chunk([TextChoice(text: "", finishReason: $0.finishReason)]) },
+                           usage: { chunk([], usage: Usage($0)) })
+    }
+
+    /// A `text/event-stream` of `data: {json}` events ending with `data: [DONE]`. The generation is cancelled
+    /// as soon as the client disconnects (its side of the connection closes, or a write fails); a backend
+    /// failure after the headers went out is sent as one last event with the error.
+    private func eventStream(_ job: GenerationJob, request: Request, first: ByteBuffer?,
+                             piece: @escaping @Sendable (String) -> ByteBuffer,
+                             last: @escaping @Sendable (ReplyOutcome) -> ByteBuffer,
+                             usage: @escaping @Sendable (ReplyOutcome) -> ByteBuffer) -> Response {
+        // Watching for the disconnect uses up the connection: the response closes it.
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .connection: "close"]
+        return Response(status: .ok, headers: headers, body: .init { [backend, model] writer in
+            try await request.body.consumeWithCancellationOnInboundClose { _ in
+                if let first { try await writer.write(first) }
+                do {
+                    let outcome = try await backend.reply(to: job, tokenizer: model.tokenizer) { try await writer.write(piece($0)) }
+                    try await writer.write(last(outcome))
+                    if job.includeUsage { try await writer.write(usage(outcome)) }
+                    try await writer.write(event(ByteBuffer(string: "[DONE]")))
+                } catch let error as APIError {
+                    try await writer.write(event(error.json))
+                }
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// One server-sent event carrying `json`.
+private func event(_ json: ByteBuffer) -> ByteBuffer {
+    var frame = ByteBuffer(string: "data: ")
+    frame.writeImmutableBuffer(json)
+    frame.writeString("\n\n")
+    return frame
+}
+
+/// A 200 with `value` as JSON; `closing` tells the client not to reuse the connection.
+private func json(_ value: some Encodable, closing: Bool = false) -> Response {
+    var headers: HTTPFields = [.contentType: "application/json"]
+    if closing { headers[.connection] = "close" }
+    return Response(status: .ok, headers: headers, body: .init(byteBuffer: jsonBuffer(value)))
+}
+
+/// The chat page (Resources/chat.html): one self-contained file, no network needed.
+private func chatPage() -> ByteBuffer {
+    guard let url = Bundle.module.url(forResource: "chat", withExtension: "html"),
+          let html = try? Data(contentsOf: url) else {
+        preconditionFailure("chat.html is missing from the LLMServer bundle")
+    }
+    return ByteBuffer(bytes: html)
+}

@@ -1,0 +1,45 @@
+// What the server needs from an inference engine, and from the model it runs. `llm serve` passes an
+// `InferenceEngine`; the tests also pass scripted fakes, to watch cancellation without racing a real model.
+import LLM
+
+/// Generates tokens for the server's requests. Model compute runs on the backend's own threads; the HTTP
+/// handlers only await the stream.
+public protocol GenerationBackend: Sendable {
+    /// The tokens that continue `prompt`, then one `.finished`. Dropping or cancelling the stream cancels the
+    /// generation.
+    func generate(prompt: [Int32], parameters: GenerateParameters) -> AsyncThrowingStream<EngineEvent, any Error>
+    /// Generations running now.
+    var activeCount: Int { get }
+    /// Generations waiting for a slot.
+    var queuedCount: Int { get }
+}
+
+/// The model behind the API: its name, its context and vocabulary, and how its tokens become text.
+public struct ServedModel: Sendable {
+    /// The id `/v1/models` lists and every response names.
+    public let name: String
+    public let tokenizer: Tokenizer
+    /// The longest prompt plus reply (maxT).
+    public let contextLength: Int
+    /// The chat format, or nil when the model's vocabulary has no rows for the chat tokens (then only
+    /// `/v1/completions` works).
+    public let chat: ChatRenderer?
+    /// The tokens that end any reply because they are not text: the chat tokens, the tokenizer's special
+    /// tokens (such as `<|endoftext|>`), and ids past the tokenizer's vocabulary.
+    public let stopTokens: Set<Int32>
+
+    public init(name: String, tokenizer: Tokenizer, config: GPT2Config) {
+        self.name = name
+        self.tokenizer = tokenizer
+        contextLength = config.maxSeqLen
+        let renderer = ChatRenderer(tokenizer: tokenizer)
+        let canChat = renderer.tokens.requiredVocabSize <= config.vocabSize
+        chat = canChat ? renderer : nil
+        var stops = Set(tokenizer.specialTokens.values)
+        if canChat { stops.formUnion(renderer.tokens.all) }
+        stops.formUnion((tokenizer.vocabSize..<max(tokenizer.vocabSize, config.vocabSize)).map { Int32($0) })
+        stopTokens = stops
+    }
+}
+
+extension InferenceEngine: GenerationBackend {}

@@ -1,0 +1,87 @@
+// `llm serve`: one model over HTTP, with a chat page and an OpenAI-compatible API (the LLMServer library).
+import ArgumentParser
+import Dispatch
+import Foundation
+import LLM
+import LLMServer
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a model: a chat page at / and an OpenAI-compatible API under /v1.",
+        discussion: """
+            Routes: GET / (the chat page, self-contained, works offline), POST /v1/chat/completions, \
+            POST /v1/completions (both with "stream": true for server-sent events), GET /v1/models and GET \
+            /health (active and queued generations). Requests take OpenAI's fields (messages or prompt, \
+            max_tokens, temperature, top_p, stop, seed, stream) plus top_k; errors come back in OpenAI's error \
+            shape. Up to --max-concurrent requests generate together, batched; more wait in a queue; a client \
+            that disconnects cancels its generation. Chat needs a model whose vocabulary has rows for the chat \
+            tokens (50265 or more with GPT-2's tokenizer); other models serve /v1/completions only. SIGINT or \
+            SIGTERM stops the server gracefully: it stops accepting connections, finishes the requests in \
+            flight and exits with status 0.
+            """)
+
+    @Option(help: "An llm.c .bin checkpoint, a Hugging Face folder, or a run directory from `llm train` or `llm sft` (its newest weights and its tokenizer).")
+    var model: String
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free one, logged at startup).") var port = 8000
+    @Option(help: "The model's id in the API (default: the model path's last component, without .bin).") var name: String?
+    @Option(help: "Requests that generate at once, batched; more wait in a queue.") var maxConcurrent = 4
+    @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Option(help: "The largest max_tokens a request may ask for; also the default.") var maxTokens = 512
+    @Option(help: "The most messages in one chat request.") var maxMessages = 64
+    @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
+    @Option(help: "The largest request body, in bytes.") var maxBodyBytes = 1 << 20
+    @OptionGroup var tokenizerOptions: TokenizerOptions
+
+    func validate() throws {
+        if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        if maxConcurrent < 1 { throw ValidationError("--max-concurrent must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if maxTokens < 1 || maxMessages < 1 || maxMessageBytes < 1 || maxBodyBytes < 1 {
+            throw ValidationError("--max-tokens, --max-messages, --max-message-bytes and --max-body-bytes must be positive")
+        }
+    }
+
+    func run() throws {
+        var loaded: LoadedModel?
+        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer) }
+        guard let loaded else { return }
+        let config = loaded.weights.config
+        let file = URL(fileURLWithPath: loaded.weightsPath).lastPathComponent
+        let modelName = name ?? (file.hasSuffix(".bin") ? String(file.dropLast(4)) : file)
+        let served = ServedModel(name: modelName, tokenizer: loaded.tokenizer, config: config)
+        var limits = ServerLimits()
+        limits.maxTokens = maxTokens
+        limits.maxMessages = maxMessages
+        limits.maxMessageBytes = maxMessageBytes
+        limits.maxBodyBytes = maxBodyBytes
+
+        let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: maxConcurrent, threads: threads)
+        let app = buildApplication(backend: engine, model: served,
+                                   configuration: ServerConfiguration(host: host, port: port, limits: limits))
+        var banner = "serving \(modelName) (\(config)) on http://\(host):\(port): chat page at /, API at /v1"
+        if served.chat == nil {
+            let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
+            banner += "\nthe model's vocabulary (\(config.vocabSize)) has no rows for the chat tokens (\(needed) needed): /v1/completions only"
+        }
+        FileHandle.standardError.write(Data((banner + "\n").utf8))
+        try runBlocking { try await app.runService() }
+        engine.shutdown()
+    }
+}
+
+/// Runs `body` on the Swift concurrency pool and blocks the calling thread until it returns: the `llm`
+/// command tree is synchronous, the server is not.
+private func runBlocking(_ body: @escaping @Sendable () async throws -> Void) throws {
+    /// Written by the task before it signals, read after the wait.
+    final class Outcome: @unchecked Sendable { var error: (any Error)? }
+    let outcome = Outcome()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { try await body() } catch { outcome.error = error }
+        done.signal()
+    }
+    done.wait()
+    if let error = outcome.error { throw error }
+}
