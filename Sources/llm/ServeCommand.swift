@@ -25,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     var model: String
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free one, logged at startup).") var port = 8000
-    @Option(help: "The model's id in the API (default: the model path's last component, without .bin).") var name: String?
+    @Option(help: "The model's id in the API (default: --model's last component, without .bin).") var name: String?
     @Option(help: "Requests that generate at once, batched; more wait in a queue.") var maxConcurrent = 4
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Option(help: "The largest max_tokens a request may ask for; also the default.") var maxTokens = 512
@@ -48,7 +48,8 @@ struct ServeCommand: ParsableCommand {
         try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer) }
         guard let loaded else { return }
         let config = loaded.weights.config
-        let file = URL(fileURLWithPath: loaded.weightsPath).lastPathComponent
+        // A run directory is named for itself, not for its model.bin.
+        let file = URL(fileURLWithPath: model).standardized.lastPathComponent
         let modelName = name ?? (file.hasSuffix(".bin") ? String(file.dropLast(4)) : file)
         let served = ServedModel(name: modelName, tokenizer: loaded.tokenizer, config: config)
         var limits = ServerLimits()
