@@ -76,7 +76,7 @@ import Testing
             }
         }
         func prefill(_ slot: Int) throws {
-            try model.prefill(slot: slot, prompt: prompts[slot][...])
+            try model.prefill(slot: slot, tokens: prompts[slot][...])
             try generators[slot].forward(prompts[slot][...])
             compare(slot, row: 0, "prefill of slot \(slot)")
         }
@@ -367,7 +367,7 @@ import Testing
     @Test(.enabled(if: isLinux, "the malloc hook is Linux-only"))
     func aDecodeStepAllocatesNothing() throws {
         let model = BatchedGenerator(weights: Self.weights, slots: 3, parallel: ParallelFor(threads: 1))
-        for slot in 0..<3 { try model.prefill(slot: slot, prompt: Self.randomTokens(2 + slot, seed: UInt64(slot))[...]) }
+        for slot in 0..<3 { try model.prefill(slot: slot, tokens: Self.randomTokens(2 + slot, seed: UInt64(slot))[...]) }
         var sampler = Sampler(parameters: GenerateParameters(topK: 20), vocabSize: Self.config.vocabSize)
         for step in 0..<5 {
             if step == 1 { malloc_counter_arm() }  // after a first step, which may set up the runtime's metadata

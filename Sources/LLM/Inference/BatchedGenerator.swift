@@ -1,6 +1,7 @@
-// GPT-2 for serving several conversations at once: one key/value cache per slot, a prefill that runs one
-// slot's prompt like Generator does, and a decode step that runs one new token of every active slot together,
-// so the linear layers read their weights once per step for all of them. On a CPU, decoding one sequence is
+// GPT-2 for generation, for one sequence (`Generator`, one slot) or several conversations at once
+// (`InferenceEngine`): one key/value cache per slot, a prefill that runs new tokens of one slot, and a decode
+// step that runs one new token of every active slot together, so the linear layers read their weights once
+// per step for all of them. On a CPU, decoding one sequence is
 // bound by reading the weights (a 124M model is 500 MB of floats per token), so a step for S conversations
 // costs far less than S steps for one.
 
@@ -46,19 +47,20 @@ struct BatchedLayout {
     func offset(_ b: BatchedBuffer) -> Int { offsets[b.rawValue] }
 }
 
-/// The forward passes of `InferenceEngine`: S independent sequences, each in its own cache slot. A slot is
-/// filled by `prefill` (its whole prompt at positions 0..<n, the same arithmetic as `Generator.forward`); then
-/// `decode` runs one token for each of up to S slots, each at its own position. Per row, every kernel computes
-/// what Generator computes for that sequence alone: the linear layers' outputs are independent of the other
-/// rows, and a decode step's kernel is bit-identical to the one Generator decodes with on several threads
-/// (matmulForwardByOutputs; on one thread Generator uses matmulForward, which agrees to rounding). All memory
+/// The forward passes of `Generator` and `InferenceEngine`: S independent sequences, each in its own cache
+/// slot. A slot is filled by `prefill` (its prompt, or any run of new tokens); then `decode` runs one token for
+/// each of up to S slots, each at its own position. Per row, every kernel computes what a one-slot prefill
+/// computes for that sequence alone: the linear layers' outputs are independent of the other rows, and a
+/// decode step's kernel is bit-identical to the one a single-token prefill uses on several threads
+/// (matmulForwardByOutputs; on one thread a prefill uses matmulForward, which agrees to rounding). All memory
 /// (caches for every slot, scratch, the decode rows' descriptions) is allocated here; `prefill` and `decode`
 /// allocate nothing. Not thread-safe: one thread drives it.
 final class BatchedGenerator {
     let config: GPT2Config
     let weights: GPT2Weights
     let slots: Int
-    let parallel: ParallelFor
+    /// How kernels split work across threads; change it freely between calls.
+    var parallel: ParallelFor
 
     private let layout: BatchedLayout
     private let arena: FloatArena
@@ -110,28 +112,31 @@ final class BatchedGenerator {
 
     // MARK: - Prefill
 
-    /// Runs `prompt` at positions 0..<n of `slot`, replacing what the slot held, and leaves the logits of its
-    /// last position in row 0. Throws, touching nothing, if a token is not below V or n passes maxT.
-    func prefill(slot: Int, prompt: ArraySlice<Int32>) throws(ModelError) {
-        let n = prompt.count, V = config.vocabSize
+    /// Runs `tokens` at positions t0..<t0+n of `slot`, whose cache must hold positions 0..<t0 (a prompt starts
+    /// at 0; a later start appends to, or recomputes the end of, what the slot holds), and leaves the logits of
+    /// the last one in row 0. Throws, touching nothing, if a token is not below V or t0+n passes maxT.
+    func prefill(slot: Int, tokens newTokens: ArraySlice<Int32>, at t0: Int = 0) throws(ModelError) {
+        let n = newTokens.count, V = config.vocabSize
         precondition(slot >= 0 && slot < slots, "slot \(slot) is not below \(slots)")
         precondition(n > 0, "a prefill needs at least one token")
-        guard n <= config.maxSeqLen else { throw .sequenceTooLong(seq: n, maxSeqLen: config.maxSeqLen) }
+        precondition(t0 >= 0, "start \(t0) is negative")
+        guard t0 + n <= config.maxSeqLen else { throw .sequenceTooLong(seq: t0 + n, maxSeqLen: config.maxSeqLen) }
         for i in 0..<n {  // indexed: a for-in over the slice allocates in debug builds
-            let tok = prompt[prompt.startIndex + i]
+            let tok = newTokens[newTokens.startIndex + i]
             guard tok >= 0 && Int(tok) < V else {
-                throw .tokenOutOfRange(what: "input", index: i, token: tok, vocabSize: V)
+                throw .tokenOutOfRange(what: "input", index: t0 + i, token: tok, vocabSize: V)
             }
             tokens[i] = tok
         }
         let c = config, C = c.channels, p = parallel
-        encoderForward(out: buffer(.residual), inp: tokens, wte: param(.wte), wpe: param(.wpe), B: 1, T: n, C: C,
-                       parallel: p)
+        // Position t0 + i's embedding is row i of wpe shifted by t0.
+        encoderForward(out: buffer(.residual), inp: tokens, wte: param(.wte), wpe: param(.wpe) + t0 * C, B: 1, T: n,
+                       C: C, parallel: p)
         for l in 0..<c.numLayers {
             let cache = caches(slot: slot, layer: l)
             layer(l, rows: n, decoding: false) { atty, qkv in
                 attentionCachedForward(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores), qkv: qkv,
-                                       t0: 0, n: n, C: C, NH: c.numHeads, maxT: c.maxSeqLen, parallel: p)
+                                       t0: t0, n: n, C: C, NH: c.numHeads, maxT: c.maxSeqLen, parallel: p)
             }
         }
         head(lastRows: 1, of: n, decoding: false)
@@ -213,8 +218,8 @@ final class BatchedGenerator {
                decoding: decoding)
     }
 
-    /// A linear layer over N rows. A prefill chooses as Generator does: threads split the rows when there are
-    /// enough of them, else the output channels. A decode step always runs `matmulForwardDecode`, which reads
+    /// A linear layer over N rows. A prefill lets threads split the rows when there are enough of them, else
+    /// the output channels. A decode step always runs `matmulForwardDecode`, which reads
     /// each weight row once for all the rows; matmulForward would repack every weight matrix each step for a
     /// handful of rows. Every kernel computes each output row independently of the other rows.
     private func linear(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,

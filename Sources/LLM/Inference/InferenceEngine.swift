@@ -361,7 +361,7 @@ private final class EngineCore: @unchecked Sendable {
         // The order of Generator.generate's checks: the token budget first, then the context.
         if request.parameters.maxNewTokens == 0 { return finish(i, .maxNewTokens) }
         if request.prompt.count == maxT { return finish(i, .contextFull) }
-        do { try model.prefill(slot: i, prompt: request.prompt[...]) } catch {
+        do { try model.prefill(slot: i, tokens: request.prompt[...]) } catch {
             return complete(i, .failure(error))  // not reached: requests are checked when queued
         }
         accept(i, model.withLogits(row: 0) { slots[i]!.sampler.sample($0) })
