@@ -75,11 +75,9 @@ public final class CUBLASLt: @unchecked Sendable {
         static let prefMaxWorkspaceBytes: Int32 = 1
     }
 
-    /// The file names tried, newest first unless the driver's major version says otherwise (as for NVRTC).
+    /// The file names tried (`LibrarySearch.versionedNames`).
     static func fileNames(preferredMajor: Int?) -> [String] {
-        let majors = [13, 12]
-        let ordered = preferredMajor.map { p in majors.filter { $0 <= p } + majors.filter { $0 > p } } ?? majors
-        return ordered.map { "libcublasLt.so.\($0)" }
+        LibrarySearch.versionedNames("cublasLt", preferredMajor: preferredMajor)
     }
 
     /// Every path `load` tries: $LLM_CUBLASLT_PATH, LD_LIBRARY_PATH, system folders, pip's nvidia/cublas/lib

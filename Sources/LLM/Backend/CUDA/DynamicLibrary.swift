@@ -56,6 +56,14 @@ public final class DynamicLibrary: @unchecked Sendable {
 /// Where the CUDA libraries may be: an override from the environment, then LD_LIBRARY_PATH, the usual system
 /// folders, and the `nvidia/...` folders of pip's CUDA wheels in Python site-packages.
 enum LibrarySearch {
+    /// `lib<base>.so.13` and `.so.12`, newest major version first unless `preferredMajor` (the driver's CUDA
+    /// major version: code from a newer toolkit library may not load on an older driver) says which goes first.
+    static func versionedNames(_ base: String, preferredMajor: Int?) -> [String] {
+        let majors = [13, 12]
+        let ordered = preferredMajor.map { p in majors.filter { $0 <= p } + majors.filter { $0 > p } } ?? majors
+        return ordered.map { "lib\(base).so.\($0)" }
+    }
+
     /// Every candidate path for the given file names, in search order, without duplicates.
     /// `override` names an environment variable holding a file or a folder to try first; `wheelFolders` are
     /// folders under site-packages (such as `nvidia/cuda_nvrtc/lib`) where a pip wheel puts the library.

@@ -46,12 +46,9 @@ public final class NVRTC: @unchecked Sendable {
         }
     }
 
-    /// The file names tried, newest major version first unless `preferredMajor` (the driver's CUDA major
-    /// version: a CUBIN from a newer NVRTC may not load on an older driver) says which goes first.
+    /// The file names tried (`LibrarySearch.versionedNames`).
     static func fileNames(preferredMajor: Int?) -> [String] {
-        let majors = [13, 12]
-        let ordered = preferredMajor.map { p in majors.filter { $0 <= p } + majors.filter { $0 > p } } ?? majors
-        return ordered.map { "libnvrtc.so.\($0)" }
+        LibrarySearch.versionedNames("nvrtc", preferredMajor: preferredMajor)
     }
 
     /// Every path `load` tries: $LLM_NVRTC_PATH (a file or a folder), LD_LIBRARY_PATH, the CUDA toolkit and
