@@ -28,7 +28,7 @@ public struct ServedModel: Sendable {
     /// tokens (such as `<|endoftext|>`), and ids past the tokenizer's vocabulary.
     public let stopTokens: Set<Int32>
 
-    public init(name: String, tokenizer: Tokenizer, config: GPT2Config) {
+    public init(name: String, tokenizer: Tokenizer, config: ModelConfig) {
         self.name = name
         self.tokenizer = tokenizer
         contextLength = config.maxSeqLen

@@ -13,7 +13,8 @@ struct BenchCommand: ParsableCommand {
 
     @Argument(help: "What to time: train, forward, generate (greedy, KV cache), or matmul (the model's matmul shapes).")
     var mode: Mode = .train
-    @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6.")
+    @Option(help: "Architecture: gpt2, llama or nanochat.") var arch: Architecture = .gpt2
+    @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6 (nanochat: dN for depth N).")
     var preset: String?
     @Option(help: "Layers (without a preset).") var layers = 12
     @Option(help: "Heads (without a preset).") var heads = 12
@@ -40,8 +41,12 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.check()
-            let config = try preset.map { try GPT2Config.preset($0, vocabSize: vocab, maxSeqLen: maxSeq) }
-                ?? GPT2Config(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: layers, numHeads: heads, channels: channels)
+            let config = try preset.map { try ModelPreset.config(arch, $0, vocabSize: vocab, maxSeqLen: maxSeq) }
+                ?? (arch == .llama
+                    ? ModelPreset.llama(layers: layers, heads: heads, channels: channels, vocabSize: vocab, maxSeqLen: maxSeq)
+                    : arch == .nanochat ? ModelPreset.nanochat(depth: layers, vocabSize: vocab, maxSeqLen: maxSeq)
+                    : ModelConfig.gpt2(maxSeqLen: maxSeq, vocabSize: vocab, numLayers: layers, numHeads: heads,
+                                       channels: channels))
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
             if mode == .matmul {
                 benchMatmuls(config: config, rows: batch * seq, parallel: parallel)
@@ -51,7 +56,7 @@ struct BenchCommand: ParsableCommand {
                 try benchGenerate(config: config, prompt: prompt, new: new, repeats: steps, warmup: warmup, parallel: parallel)
                 return
             }
-            let net = try GPT2(weights: .randomGPT2(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
+            let net = try Transformer(weights: .random(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)
             let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
             let inputs = Array(tokens.prefix(batch * seq)), targets = Array(tokens.suffix(batch * seq))
@@ -95,7 +100,7 @@ struct BenchCommand: ParsableCommand {
 }
 
 /// The model's four linear layers and its LM head at N = B·T rows: forward and backward GFLOP/s.
-private func benchMatmuls(config c: GPT2Config, rows N: Int, parallel: ParallelFor) {
+private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: ParallelFor) {
     let C = c.channels
     let shapes = [("qkv", C, 3 * C), ("attproj", C, C), ("fc", C, 4 * C), ("fcproj", 4 * C, C),
                   ("lm head", C, c.paddedVocabSize)]
@@ -116,7 +121,7 @@ private func benchMatmuls(config c: GPT2Config, rows N: Int, parallel: ParallelF
 }
 
 /// Greedy decoding with the KV cache from a random prompt, as torch_gpt2_bench.py's `generate` does.
-private func benchGenerate(config: GPT2Config, prompt: Int, new: Int, repeats: Int, warmup: Int,
+private func benchGenerate(config: ModelConfig, prompt: Int, new: Int, repeats: Int, warmup: Int,
                            parallel: ParallelFor) throws {
     let generator = Generator(weights: .randomGPT2(config: config, seed: 0), parallel: parallel)
     var rng = SplitMix64(seed: 1)

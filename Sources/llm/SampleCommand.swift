@@ -60,7 +60,7 @@ struct SampleCommand: ParsableCommand {
             // A run directory stands for its newest weights and, unless --tokenizer says otherwise, its tokenizer.
             let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
             let weights = try run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
-                ?? .randomGPT2(config: try GPT2Config.preset(randomPreset!), seed: 0)
+                ?? .randomGPT2(config: try ModelPreset.config(.gpt2, randomPreset!), seed: 0)
             let config = weights.config
             // Text in, text out or the default start token need the tokenizer; ids in and out do not.
             let needsTokenizer = promptIds == nil || format == .text

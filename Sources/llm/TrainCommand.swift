@@ -1,4 +1,4 @@
-// `llm train`: train a GPT-2 from scratch or from a checkpoint, with evals, samples and checkpoints in a
+// `llm train`: train a model (GPT-2, Llama or nanochat's architecture) from scratch or from a checkpoint, with evals, samples and checkpoints in a
 // run directory; `--resume RUN_DIR` continues exactly where the last checkpoint left off.
 import ArgumentParser
 import Foundation
@@ -7,10 +7,12 @@ import LLM
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a GPT-2 model; progress on stderr, results on stdout, everything else in the run directory.",
+        abstract: "Train a model; progress on stderr, results on stdout, everything else in the run directory.",
         discussion: """
             With only --input FILE, it trains a 4096-token BPE tokenizer on the text, prepares the shards, and trains \
             a small model (4 layers, 4 heads, 256 channels) for a few minutes on a CPU, printing samples as it goes.
+            --arch picks the family: gpt2 (LayerNorm, GELU, learned positions), llama (RMSNorm, SwiGLU, RoPE, \
+            grouped-query attention) or nanochat (parameter-free RMSNorm, ReLU², RoPE with QK-norm, softcapped logits).
             The run directory holds config.json, log.jsonl, loss.svg, checkpoints/ and the final model.bin.
             """)
 
@@ -24,10 +26,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Vocabulary size of a tokenizer trained on --input.") var vocabSize = 4096
 
     // Model.
-    @Option(help: "Model preset: d6, d12 (GPT-2 124M), d24, d36, d48.") var preset: String?
-    @Option(help: "Layers (default 4).") var layers: Int?
-    @Option(help: "Attention heads (default 4).") var heads: Int?
-    @Option(help: "Channels (default 256).") var channels: Int?
+    @Option(help: "Architecture of a fresh model: gpt2, llama or nanochat.") var arch: Architecture = .gpt2
+    @Option(help: "Model preset: d6, d12 (GPT-2 124M), d24, d36, d48; nanochat: dN for depth N.") var preset: String?
+    @Option(help: "Layers (default 4; nanochat's depth, which sets its width).") var layers: Int?
+    @Option(help: "Attention heads (default 4; not for nanochat).") var heads: Int?
+    @Option(help: "Key/value heads (llama; default a third of the heads when that divides them).") var kvHeads: Int?
+    @Option(help: "Channels (default 256; not for nanochat).") var channels: Int?
     @Option(help: "Maximum sequence length, i.e. position embeddings (default 256).") var maxSeq: Int?
     @Option(help: "Start from these weights (llm.c .bin or Hugging Face folder) instead of a fresh init.")
     var `init`: String?
@@ -56,6 +60,13 @@ struct TrainCommand: ParsableCommand {
         if runOptions.resume == nil && input == nil && train == nil { throw ValidationError("give --input FILE, --train PATTERN or --resume RUN_DIR") }
         if input != nil && train != nil { throw ValidationError("--input and --train are alternatives") }
         if steps != nil && tokens != nil { throw ValidationError("--steps and --tokens are alternatives") }
+        if ![.gpt2, .llama, .nanochat].contains(arch) {
+            throw ValidationError("--arch \(arch.rawValue): train gpt2, llama or nanochat from scratch; fine-tune others with --init")
+        }
+        if arch == .nanochat && (heads != nil || channels != nil) {
+            throw ValidationError("nanochat's width and heads follow from its depth: give --layers or --preset dN only")
+        }
+        if kvHeads != nil && arch != .llama { throw ValidationError("--kv-heads is for --arch llama") }
     }
 
     func run() throws {
@@ -87,22 +98,28 @@ struct TrainCommand: ParsableCommand {
     private func modelChoice() throws -> NewRun.Model {
         if let path = `init` { return .initFrom(path) }
         let maxSeq = maxSeq ?? 256
-        if let preset {
-            let c = try GPT2Config.preset(preset, vocabSize: 1, maxSeqLen: maxSeq)
-            return .shape(layers: c.numLayers, heads: c.numHeads, channels: c.channels, maxSeqLen: maxSeq)
+        // The vocabulary is the tokenizer's, set once it is known.
+        if let preset { return .fresh(try ModelPreset.config(arch, preset, vocabSize: 1, maxSeqLen: maxSeq)) }
+        let (L, H, C) = (layers ?? 4, heads ?? 4, channels ?? 256)
+        switch arch {
+        case .llama:
+            return .fresh(try ModelPreset.llama(layers: L, heads: H, channels: C, kvHeads: kvHeads, vocabSize: 1,
+                                                maxSeqLen: maxSeq))
+        case .nanochat: return .fresh(try ModelPreset.nanochat(depth: L, vocabSize: 1, maxSeqLen: maxSeq))
+        default:
+            return .fresh(try .gpt2(maxSeqLen: maxSeq, vocabSize: 1, numLayers: L, numHeads: H, channels: C))
         }
-        return .shape(layers: layers ?? 4, heads: heads ?? 4, channels: channels ?? 256, maxSeqLen: maxSeq)
     }
 
     /// Shape flags given with --resume or --init must agree with the checkpoint's shape.
-    private func checkShapeFlags(against model: GPT2Config, source: String) throws {
+    private func checkShapeFlags(against model: ModelConfig, source: String) throws {
         for (flag, value, actual) in [("--layers", layers, model.numLayers), ("--heads", heads, model.numHeads),
                                       ("--channels", channels, model.channels), ("--max-seq", maxSeq, model.maxSeqLen)] {
             if let value, value != actual {
                 throw TrainingError.shapeMismatch("\(source): the checkpoint has \(flag.dropFirst(2)) \(actual), but \(flag) \(value) was given")
             }
         }
-        if let preset, let p = GPT2Config.presets[preset],
+        if let preset, let p = ModelPreset.gpt2Shapes[preset],
            (p.layers, p.heads, p.channels) != (model.numLayers, model.numHeads, model.channels) {
             throw TrainingError.shapeMismatch("\(source): the checkpoint's shape \(model) is not --preset \(preset)")
         }
@@ -136,8 +153,9 @@ struct TrainCommand: ParsableCommand {
     }
 
     private func defaultRunDirectory() -> String {
-        timestampedRunDirectory(name: input.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset ?? "gpt2")
+        timestampedRunDirectory(name: input.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset ?? arch.rawValue)
     }
 }
 
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
+extension Architecture: ExpressibleByArgument {}

@@ -39,7 +39,7 @@ struct VerifyCommand: ParsableCommand {
             if let b = traj?.batch, b.B != st.batch || b.T != st.seq {
                 throw FormatError.mismatch(path: trajectory!, reason: "batch \(b.B)x\(b.T) differs from the state's \(st.batch)x\(st.seq)")
             }
-            let net = try GPT2(weights: weights, batch: st.batch, seq: st.seq,
+            let net = try Transformer(weights: weights, batch: st.batch, seq: st.seq,
                                parallel: threads.map { ParallelFor(threads: $0) } ?? .allCores)
             print("model  \(model)  (\(c), \(String(format: "%.2fM", Double(c.parameterCount) / 1e6)) parameters)")
             print("state  \(state)  (B=\(st.batch) T=\(st.seq))")

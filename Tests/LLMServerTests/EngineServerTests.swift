@@ -8,7 +8,7 @@ import Testing
 @testable import LLMServer
 
 @Suite struct EngineServerTests {
-    static let weights = GPT2Weights.randomGPT2(config: TinyModel.config, seed: 1)
+    static let weights = ModelWeights.randomGPT2(config: TinyModel.config, seed: 1)
 
     @Test func streamedAndWholeRepliesAgree() async throws {
         let engine = InferenceEngine(weights: Self.weights, maxConcurrent: 2, threads: 1)
@@ -55,7 +55,7 @@ import Testing
     /// The engine paced at 5 ms a step would take seconds over this reply; hanging up after the first piece
     /// frees the slot at once.
     @Test func disconnectFreesTheEngineSlot() async throws {
-        let weights = GPT2Weights.randomGPT2(config: try GPT2Config(maxSeqLen: 1024, vocabSize: TinyModel.config.vocabSize,
+        let weights = ModelWeights.randomGPT2(config: try ModelConfig.gpt2(maxSeqLen: 1024, vocabSize: TinyModel.config.vocabSize,
                                                                     numLayers: 1, numHeads: 1, channels: 16), seed: 2)
         let engine = InferenceEngine(weights: weights, maxConcurrent: 2, threads: 1, beforeStep: { usleep(5000) })
         defer { engine.shutdown() }

@@ -337,7 +337,7 @@ import Testing
     }
 
     @Test func modelThatCannotChat() async throws {
-        let config = try GPT2Config(maxSeqLen: 64, vocabSize: 50257, numLayers: 1, numHeads: 1, channels: 8)
+        let config = try ModelConfig.gpt2(maxSeqLen: 64, vocabSize: 50257, numLayers: 1, numHeads: 1, channels: 8)
         let model = ServedModel(name: "plain", tokenizer: TinyModel.tokenizer, config: config)
         #expect(model.chat == nil)
         try await testApp(ScriptedBackend(replying: "ok"), model: model).test(.router) { client in

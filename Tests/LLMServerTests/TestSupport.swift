@@ -11,7 +11,7 @@ import Testing
 enum TinyModel {
     static let tokenizer = try! Tokenizer.gpt2()
     /// Two layers of 32 channels, with GPT-2's vocabulary plus rows for the chat tokens: gibberish, fast.
-    static let config = try! GPT2Config(maxSeqLen: 128, vocabSize: ChatTokens(tokenizer: tokenizer).requiredVocabSize,
+    static let config = try! ModelConfig.gpt2(maxSeqLen: 128, vocabSize: ChatTokens(tokenizer: tokenizer).requiredVocabSize,
                                         numLayers: 2, numHeads: 2, channels: 32)
     static let served = ServedModel(name: "tiny", tokenizer: tokenizer, config: config)
 }

@@ -16,8 +16,8 @@ import Testing
 
     @Test(.enabled(if: isLinux, "the malloc hook is Linux-only"))
     func aTrainingStepAllocatesNothing() throws {
-        let config = try GPT2Config(maxSeqLen: 8, vocabSize: 50, numLayers: 2, numHeads: 2, channels: 16)
-        let model = try GPT2(weights: .randomGPT2(config: config, seed: 3), batch: 2, seq: 8,
+        let config = try ModelConfig.gpt2(maxSeqLen: 8, vocabSize: 50, numLayers: 2, numHeads: 2, channels: 16)
+        let model = try Transformer(weights: .randomGPT2(config: config, seed: 3), batch: 2, seq: 8,
                              parallel: ParallelFor(threads: 1))
         let inputs = (0..<16).map { Int32($0 * 7 % 50) }, targets = (0..<16).map { Int32($0 * 3 % 50) }
         let opt = AdamWConfig(learningRate: 1e-3)

@@ -171,8 +171,8 @@ import Testing
     }
 
     @Test func modelRejectsBadTokensAndShapes() throws {
-        let config = try GPT2Config(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 1, channels: 4)
-        let model = try GPT2(weights: .randomGPT2(config: config, seed: 1), batch: 1, seq: 4, parallel: ParallelFor(threads: 1))
+        let config = try ModelConfig.gpt2(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 1, channels: 4)
+        let model = try Transformer(weights: .randomGPT2(config: config, seed: 1), batch: 1, seq: 4, parallel: ParallelFor(threads: 1))
         #expect(throws: ModelError.tokenOutOfRange(what: "input", index: 2, token: 10, vocabSize: 10)) {
             try model.forward(inputs: [1, 2, 10, 3])
         }
@@ -186,19 +186,19 @@ import Testing
         try model.forward(inputs: [1, 2, 3, 4])
         #expect(throws: ModelError.backwardWithoutTargets) { try model.backward() }
         #expect(throws: ModelError.sequenceTooLong(seq: 5, maxSeqLen: 4)) {
-            _ = try GPT2(weights: .randomGPT2(config: config, seed: 1), batch: 1, seq: 5)
+            _ = try Transformer(weights: .randomGPT2(config: config, seed: 1), batch: 1, seq: 5)
         }
         #expect(throws: ModelError.self) {
-            _ = try GPT2Config(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 3, channels: 4)
+            _ = try ModelConfig.gpt2(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 3, channels: 4)
         }
     }
 
     /// A non-finite gradient stops the update before any weight changes.
     @Test func nonFiniteGradientsDoNotTouchTheWeights() throws {
-        let config = try GPT2Config(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 1, channels: 4)
-        let weights = GPT2Weights.randomGPT2(config: config, seed: 1)
+        let config = try ModelConfig.gpt2(maxSeqLen: 4, vocabSize: 10, numLayers: 1, numHeads: 1, channels: 4)
+        let weights = ModelWeights.randomGPT2(config: config, seed: 1)
         weights.arena[weights.layout.offset(.lnfw)] = .nan
-        let model = try GPT2(weights: weights, batch: 1, seq: 4, parallel: ParallelFor(threads: 1))
+        let model = try Transformer(weights: weights, batch: 1, seq: 4, parallel: ParallelFor(threads: 1))
         try model.forward(inputs: [1, 2, 3, 4], targets: [2, 3, 4, 5])
         model.zeroGradients()
         try model.backward()

@@ -14,9 +14,9 @@ import Testing
 
     /// A random model whose text tokens' embeddings are scaled up, so their logits spread over a few units
     /// while the chat tokens' stay near 0: its replies are text, as a fine-tuned model's would be.
-    static func model(vocabSize: Int = 300, seed: UInt64 = 5) -> GPT2Weights {
-        let config = try! GPT2Config(maxSeqLen: 64, vocabSize: vocabSize, numLayers: 2, numHeads: 2, channels: 32)
-        let w = GPT2Weights.randomGPT2(config: config, seed: seed), C = config.channels
+    static func model(vocabSize: Int = 300, seed: UInt64 = 5) -> ModelWeights {
+        let config = try! ModelConfig.gpt2(maxSeqLen: 64, vocabSize: vocabSize, numLayers: 2, numHeads: 2, channels: 32)
+        let w = ModelWeights.randomGPT2(config: config, seed: seed), C = config.channels
         let firstChatToken = Int(chat.all.min()!)
         w.setTensor(.wte, w.tensor(.wte).enumerated().map { $0.offset / C < firstChatToken ? $0.element * 30 : $0.element })
         return w
@@ -24,7 +24,7 @@ import Testing
 
     /// A model that always answers `token`: the final LayerNorm outputs its bias, which only that token's
     /// embedding points along.
-    static func modelAlwaysSaying(_ token: Int32) -> GPT2Weights {
+    static func modelAlwaysSaying(_ token: Int32) -> ModelWeights {
         let w = model(), C = w.config.channels
         w.setTensor(.lnfw, [Float](repeating: 0, count: C))
         w.setTensor(.lnfb, [Float](repeating: 1, count: C))
@@ -34,7 +34,7 @@ import Testing
         return w
     }
 
-    static func session(_ parameters: GenerateParameters, weights: GPT2Weights = model(), seed: UInt64 = 1) throws -> ChatSession {
+    static func session(_ parameters: GenerateParameters, weights: ModelWeights = model(), seed: UInt64 = 1) throws -> ChatSession {
         try ChatSession(engine: InferenceEngine(weights: weights, maxConcurrent: 1, threads: 1), tokenizer: tokenizer,
                         parameters: parameters, seed: seed)
     }

@@ -86,8 +86,8 @@ import Testing
     }
 
     @Test func randomInitFollowsGPT2() throws {
-        let config = try GPT2Config(maxSeqLen: 64, vocabSize: 300, numLayers: 4, numHeads: 4, channels: 64)
-        let w = GPT2Weights.randomGPT2(config: config, seed: 42)
+        let config = try ModelConfig.gpt2(maxSeqLen: 64, vocabSize: 300, numLayers: 4, numHeads: 4, channels: 64)
+        let w = ModelWeights.randomGPT2(config: config, seed: 42)
         #expect(w.tensor(.ln1w).allSatisfy { $0 == 1 } && w.tensor(.lnfw).allSatisfy { $0 == 1 })
         #expect(w.tensor(.qkvb).allSatisfy { $0 == 0 } && w.tensor(.lnfb).allSatisfy { $0 == 0 })
         #expect(w.tensor(.wte).suffix((config.paddedVocabSize - config.vocabSize) * config.channels).allSatisfy { $0 == 0 })
@@ -97,7 +97,7 @@ import Testing
         }
         #expect(abs(std(w.tensor(.fcw)) - 0.02) < 0.001)
         #expect(abs(std(w.tensor(.fcprojw)) - 0.02 / (8.0).squareRoot()) < 0.0005)
-        #expect(GPT2Weights.randomGPT2(config: config, seed: 42).arena.array() == w.arena.array())
+        #expect(ModelWeights.randomGPT2(config: config, seed: 42).arena.array() == w.arena.array())
     }
 }
 

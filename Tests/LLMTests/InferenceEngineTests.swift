@@ -10,13 +10,13 @@ import Testing
 @Suite struct InferenceEngineTests {
     /// A tiny model (maxT 64, V 300, 2 layers, 2 heads of 16) whose token embeddings are scaled up so its logits
     /// spread over a few units: float rounding between the two matmul kernels never turns a greedy choice.
-    static let weights: GPT2Weights = {
-        let config = try! GPT2Config(maxSeqLen: 64, vocabSize: 300, numLayers: 2, numHeads: 2, channels: 32)
-        let w = GPT2Weights.randomGPT2(config: config, seed: 42)
+    static let weights: ModelWeights = {
+        let config = try! ModelConfig.gpt2(maxSeqLen: 64, vocabSize: 300, numLayers: 2, numHeads: 2, channels: 32)
+        let w = ModelWeights.randomGPT2(config: config, seed: 42)
         w.setTensor(.wte, w.tensor(.wte).map { $0 * 30 })
         return w
     }()
-    static var config: GPT2Config { weights.config }
+    static var config: ModelConfig { weights.config }
 
     static func randomTokens(_ count: Int, seed: UInt64) -> [Int32] {
         var rng = SplitMix64(seed: seed)

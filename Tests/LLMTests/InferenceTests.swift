@@ -8,7 +8,7 @@ import Testing
 
 @Suite struct InferenceTests {
     /// deep-heads: maxT 24, V 300 (Vp 384), 4 layers, 6 heads of size 8.
-    private static func deepHeads() throws -> GPT2Weights { try LLMCCheckpoint.read(Fixtures.path("deep-heads", "model.bin")) }
+    private static func deepHeads() throws -> ModelWeights { try LLMCCheckpoint.read(Fixtures.path("deep-heads", "model.bin")) }
 
     private static func randomTokens(_ count: Int, vocab: Int, seed: UInt64) -> [Int32] {
         var rng = SplitMix64(seed: seed)
@@ -24,7 +24,7 @@ import Testing
         let weights = try Self.deepHeads()
         let c = weights.config, T = c.maxSeqLen, V = c.vocabSize, Vp = c.paddedVocabSize
         let tokens = Self.randomTokens(T, vocab: V, seed: 5)
-        let full = try GPT2(weights: weights, batch: 1, seq: T, parallel: ParallelFor(threads: threads))
+        let full = try Transformer(weights: weights, batch: 1, seq: T, parallel: ParallelFor(threads: threads))
         try full.forward(inputs: tokens)
         let reference = full.logits()  // (T,Vp)
 
@@ -204,8 +204,9 @@ import Testing
         for n in chunks {
             var out = [Float](repeating: .nan, count: n * C)
             attentionCachedForward(out: &out, kCache: &kCache, vCache: &vCache, scores: &scores,
-                                   qkv: Array(qkv[t0 * 3 * C..<(t0 + n) * 3 * C]), t0: t0, n: n, C: C, NH: NH,
-                                   maxT: maxT, parallel: ParallelFor(threads: threads))
+                                   qkv: Array(qkv[t0 * 3 * C..<(t0 + n) * 3 * C]), t0: t0, n: n,
+                                   shape: AttentionShape(heads: NH, kvHeads: NH, headSize: hs), maxT: maxT,
+                                   parallel: ParallelFor(threads: threads))
             let reference = naiveAttention(qkv.map(Double.init), positions: t0..<t0 + n, C: C, NH: NH)
             let diff = zip(out, reference).reduce(0.0) { max($0, abs(Double($1.0) - $1.1)) }
             #expect(diff < 1e-5, "positions \(t0)..<\(t0 + n): max |Δ| \(diff)")
@@ -291,7 +292,7 @@ import Testing
                       GenerateParameters(maxNewTokens: 12, topP: 0.5),
                       GenerateParameters(maxNewTokens: 12, temperature: 0, useKVCache: false)])
     func theDecodeLoopAllocatesNothing(parameters: GenerateParameters) throws {
-        let config = try GPT2Config(maxSeqLen: 16, vocabSize: 50, numLayers: 2, numHeads: 2, channels: 16)
+        let config = try ModelConfig.gpt2(maxSeqLen: 16, vocabSize: 50, numLayers: 2, numHeads: 2, channels: 16)
         let generator = Generator(weights: .randomGPT2(config: config, seed: 3), parallel: ParallelFor(threads: 1))
         var calls = 0, allocations = -1
         let result = try generator.generate(prompt: [1, 2, 3], parameters: parameters) { _ in

@@ -186,12 +186,14 @@ private func adamWReference(params p: inout [Double], m: inout [Double], v: inou
     let wte = gaussians(Vp * C, &rng), wpe = gaussians(maxT * C, &rng), dout = gaussians(B * T * C, &rng)
 
     var out = [Float](repeating: 0, count: B * T * C)
-    encoderForward(out: &out, inp: tokens, wte: wte, wpe: wpe, B: B, T: T, C: C, parallel: parallel)
+    let positions = (0..<B * T).map { Int32($0 % T) }
+    encoderForward(out: &out, inp: tokens, positions: positions, wte: wte, wpe: wpe, N: B * T, C: C, parallel: parallel)
     expectClose(out, encoderReference(tokens: tokens, wte: doubles(wte), wpe: doubles(wpe), T: T, C: C), "encoder out")
 
     let backward = { (grads: [[Float]]) -> [[Float]] in
         var dwte = grads[0], dwpe = grads[1]
-        encoderBackward(dwte: &dwte, dwpe: &dwpe, dout: dout, inp: tokens, B: B, T: T, C: C, parallel: parallel)
+        encoderBackward(dwte: &dwte, dwpe: &dwpe, dout: dout, inp: tokens, positions: positions, N: B * T, C: C,
+                        parallel: parallel)
         return [dwte, dwpe]
     }
     let grads = backward([[Float](repeating: 0, count: Vp * C), [Float](repeating: 0, count: maxT * C)])
@@ -323,30 +325,31 @@ func blockedMatmulMatchesNaiveProducts(shape: (N: Int, C: Int, OC: Int)) {
     }
 }
 
-private enum AttentionShape {
+private enum AttentionCase {
     static let B = 2, T = 5, C = 12, NH = 3
 }
 
 /// Runs attentionForward on x = (B,T,3C); att starts as NaN, so entries above the diagonal must be written.
 private func attentionKernel(_ x: [Float]) -> (out: [Float], preatt: [Float], att: [Float]) {
-    let (B, T, C, NH) = (AttentionShape.B, AttentionShape.T, AttentionShape.C, AttentionShape.NH)
+    let (B, T, C, NH) = (AttentionCase.B, AttentionCase.T, AttentionCase.C, AttentionCase.NH)
     var out = [Float](repeating: 0, count: B * T * C), preatt = [Float](repeating: 0, count: B * NH * T * T)
     var att = [Float](repeating: .nan, count: B * NH * T * T)
-    attentionForward(out: &out, preatt: &preatt, att: &att, inp: x, B: B, T: T, C: C, NH: NH, parallel: parallel)
+    attentionForward(out: &out, preatt: &preatt, att: &att, inp: x, B: B, T: T,
+                     shape: AttentionShape(heads: NH, kvHeads: NH, headSize: C / NH), parallel: parallel)
     return (out, preatt, att)
 }
 
 /// attentionBackward into dinp; its datt and dpreatt scratch must start at zero on every call.
 private func attentionBackwardKernel(dinp: [Float], dout: [Float], x: [Float], att: [Float]) -> [Float] {
-    let (B, T, C, NH) = (AttentionShape.B, AttentionShape.T, AttentionShape.C, AttentionShape.NH)
+    let (B, T, C, NH) = (AttentionCase.B, AttentionCase.T, AttentionCase.C, AttentionCase.NH)
     var dinp = dinp, datt = [Float](repeating: 0, count: B * NH * T * T), dpreatt = datt
-    attentionBackward(dinp: &dinp, dpreatt: &dpreatt, datt: &datt, dout: dout, inp: x, att: att, B: B, T: T, C: C,
-                      NH: NH, parallel: parallel)
+    attentionBackward(dinp: &dinp, dpreatt: &dpreatt, datt: &datt, dout: dout, inp: x, att: att, B: B, T: T,
+                      shape: AttentionShape(heads: NH, kvHeads: NH, headSize: C / NH), parallel: parallel)
     return dinp
 }
 
 @Test func attentionMatchesReferenceAndAccumulates() {
-    let (B, T, C, NH) = (AttentionShape.B, AttentionShape.T, AttentionShape.C, AttentionShape.NH)
+    let (B, T, C, NH) = (AttentionCase.B, AttentionCase.T, AttentionCase.C, AttentionCase.NH)
     var rng = SplitMix64(seed: 4)
     let x = gaussians(B * T * 3 * C, &rng), dout = gaussians(B * T * C, &rng)
 
@@ -367,7 +370,7 @@ private func attentionBackwardKernel(dinp: [Float], dout: [Float], x: [Float], a
 }
 
 @Test func attentionIsCausal() {
-    let (B, T, C) = (AttentionShape.B, AttentionShape.T, AttentionShape.C)
+    let (B, T, C) = (AttentionCase.B, AttentionCase.T, AttentionCase.C)
     let lastSeen = 2  // positions 0...2 are the past; 3 and 4 the future
     var rng = SplitMix64(seed: 5)
     let x = gaussians(B * T * 3 * C, &rng)
@@ -508,9 +511,9 @@ private let tinyBatch = 2, tinySeq = 4
 
 /// A tiny GPT-2 (V = 11 padded to 128, so wte has 117 padded rows) whose every real parameter is pushed off
 /// GPT-2's init, so that biases (init 0) and LayerNorm weights (init 1) are generic too; and a seeded batch.
-private func tinyModel(threads: Int) throws -> (model: GPT2, inputs: [Int32], targets: [Int32]) {
-    let config = try GPT2Config(maxSeqLen: 8, vocabSize: 11, numLayers: 2, numHeads: 2, channels: 8)
-    let weights = GPT2Weights.randomGPT2(config: config, seed: 10)
+private func tinyModel(threads: Int) throws -> (model: Transformer, inputs: [Int32], targets: [Int32]) {
+    let config = try ModelConfig.gpt2(maxSeqLen: 8, vocabSize: 11, numLayers: 2, numHeads: 2, channels: 8)
+    let weights = ModelWeights.randomGPT2(config: config, seed: 10)
     var rng = SplitMix64(seed: 11)
     let wte = weights.layout.range(.wte)
     let paddedRows = wte.lowerBound + config.vocabSize * config.channels..<wte.upperBound
@@ -518,7 +521,7 @@ private func tinyModel(threads: Int) throws -> (model: GPT2, inputs: [Int32], ta
         weights.arena[i] += Float(0.1 * rng.nextGaussian())
     }
     let tokens = (0..<2 * tinyBatch * tinySeq).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-    let model = try GPT2(weights: weights, batch: tinyBatch, seq: tinySeq, parallel: ParallelFor(threads: threads))
+    let model = try Transformer(weights: weights, batch: tinyBatch, seq: tinySeq, parallel: ParallelFor(threads: threads))
     return (model, Array(tokens[..<(tinyBatch * tinySeq)]), Array(tokens[(tinyBatch * tinySeq)...]))
 }
 
@@ -542,7 +545,7 @@ private func tinyModel(threads: Int) throws -> (model: GPT2, inputs: [Int32], ta
     model.zeroGradients()
     try model.backward()
     let h: Float = 5e-3
-    for tensor in ParameterTensor.allCases {
+    for tensor in layout.present {
         let analytic = model.gradient(tensor)
         let live = switch tensor {
         case .wte: config.vocabSize * config.channels
@@ -583,10 +586,10 @@ private func tinyModel(threads: Int) throws -> (model: GPT2, inputs: [Int32], ta
         try model.forward(inputs: inputs, targets: targets)
         model.zeroGradients()
         try model.backward()
-        return ParameterTensor.allCases.map(model.gradient)
+        return model.weights.layout.present.map(model.gradient)
     }
     let one = try gradients(threads: 1), three = try gradients(threads: 3)
-    for (tensor, (a, b)) in zip(ParameterTensor.allCases, zip(one, three)) {
+    for (tensor, (a, b)) in zip(ParameterLayout(config: try tinyModel(threads: 1).model.config).present, zip(one, three)) {
         expectClose(b, doubles(a), relative: 1e-6, absolute: 0, "\(tensor.name) with 3 threads vs 1")
     }
 }

@@ -131,13 +131,13 @@ import Testing
     }
 
     @Test func growingTheVocabularyKeepsEveryOldWeight() throws {
-        let c = try GPT2Config(maxSeqLen: 8, vocabSize: 250, numLayers: 1, numHeads: 2, channels: 8)
-        let w = GPT2Weights.randomGPT2(config: c, seed: 3)
+        let c = try ModelConfig.gpt2(maxSeqLen: 8, vocabSize: 250, numLayers: 1, numHeads: 2, channels: 8)
+        let w = ModelWeights.randomGPT2(config: c, seed: 3)
         // Within the padding (Vp 256) and past it (Vp grows to 384).
         for newV in [258, 300] {
             let g = try w.growingVocabulary(to: newV, seed: 1)
-            #expect(g.config.vocabSize == newV && g.config.paddedVocabSize == GPT2Config.pad(newV))
-            for t in ParameterTensor.allCases where t != .wte { #expect(g.tensor(t) == w.tensor(t)) }
+            #expect(g.config.vocabSize == newV && g.config.paddedVocabSize == ModelConfig.pad(newV))
+            for t in w.layout.present where t != .wte { #expect(g.tensor(t) == w.tensor(t)) }
             let old = w.tensor(.wte), new = g.tensor(.wte), C = 8
             #expect(Array(new[..<(250 * C)]) == Array(old[..<(250 * C)]))
             #expect(new[(newV * C)...].allSatisfy { $0 == 0 })
@@ -160,9 +160,9 @@ import Testing
             tokenizerPath = dir + "/tok.tok"
             try SFTTests.tokenizer.save(to: tokenizerPath)
             // A model of the tokenizer's vocabulary, without the chat tokens: SFT must grow it.
-            let c = try GPT2Config(maxSeqLen: 64, vocabSize: 300, numLayers: 1, numHeads: 2, channels: 16)
+            let c = try ModelConfig.gpt2(maxSeqLen: 64, vocabSize: 300, numLayers: 1, numHeads: 2, channels: 16)
             model = dir + "/model.bin"
-            try LLMCCheckpoint.write(GPT2Weights.randomGPT2(config: c, seed: 2), to: model)
+            try LLMCCheckpoint.write(ModelWeights.randomGPT2(config: c, seed: 2), to: model)
         }
 
         func newRun(_ name: String, steps: Int = 8) throws -> Trainer {

@@ -7,25 +7,25 @@ import Testing
 @Suite struct TrainerTests {
     /// k micro-batches with loss scale 1/k give the gradients of one batch holding all of them.
     @Test func gradientAccumulationEqualsOneBigBatch() throws {
-        let config = try GPT2Config(maxSeqLen: 8, vocabSize: 40, numLayers: 2, numHeads: 2, channels: 16)
-        let weights = GPT2Weights.randomGPT2(config: config, seed: 5)
+        let config = try ModelConfig.gpt2(maxSeqLen: 8, vocabSize: 40, numLayers: 2, numHeads: 2, channels: 16)
+        let weights = ModelWeights.randomGPT2(config: config, seed: 5)
         var rng = SplitMix64(seed: 9)
         let tokens = (0..<4 * 9).map { _ in Int32(rng.next() % 40) }
         let rows = (0..<4).map { Array(tokens[$0 * 9..<$0 * 9 + 9]) }
         let x = rows.flatMap { $0.prefix(8) }, y = rows.flatMap { $0.suffix(8) }
 
-        let big = try GPT2(weights: weights.copy(), batch: 4, seq: 8, parallel: ParallelFor(threads: 1))
+        let big = try Transformer(weights: weights.copy(), batch: 4, seq: 8, parallel: ParallelFor(threads: 1))
         try big.forward(inputs: x, targets: y)
         big.zeroGradients()
         try big.backward()
 
-        let small = try GPT2(weights: weights.copy(), batch: 2, seq: 8, parallel: ParallelFor(threads: 1))
+        let small = try Transformer(weights: weights.copy(), batch: 2, seq: 8, parallel: ParallelFor(threads: 1))
         small.zeroGradients()
         for half in 0..<2 {
             try small.forward(inputs: Array(x[half * 16..<half * 16 + 16]), targets: Array(y[half * 16..<half * 16 + 16]))
             try small.backward(lossScale: 0.5)
         }
-        for t in ParameterTensor.allCases {
+        for t in weights.layout.present {
             let a = big.gradient(t), b = small.gradient(t)
             let scale = a.reduce(Float(0)) { max($0, abs($1)) }
             let diff = zip(a, b).reduce(Float(0)) { max($0, abs($1.0 - $1.1)) }
@@ -36,9 +36,9 @@ import Testing
     /// Targets of -1 are ignored: the loss is the mean over the others, and ignoring a position equals
     /// dropping its term (checked against the per-position losses), with no gradient through it.
     @Test func ignoredTargetsAreLeftOutOfTheLossAndItsGradient() throws {
-        let config = try GPT2Config(maxSeqLen: 8, vocabSize: 40, numLayers: 1, numHeads: 2, channels: 16)
-        let weights = GPT2Weights.randomGPT2(config: config, seed: 8)
-        let model = try GPT2(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
+        let config = try ModelConfig.gpt2(maxSeqLen: 8, vocabSize: 40, numLayers: 1, numHeads: 2, channels: 16)
+        let weights = ModelWeights.randomGPT2(config: config, seed: 8)
+        let model = try Transformer(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
         let x: [Int32] = [1, 5, 9, 13, 17, 21, 25, 29], y: [Int32] = [2, 6, 10, 14, 18, 22, 26, 30]
         _ = try model.forward(inputs: x, targets: y)
         let perPosition = model.withPositionLosses { Array($0) }
@@ -50,7 +50,7 @@ import Testing
         #expect(model.supervised == 5)
         model.zeroGradients()
         try model.backward()
-        let allIgnored = try GPT2(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
+        let allIgnored = try Transformer(weights: weights, batch: 1, seq: 8, parallel: ParallelFor(threads: 1))
         #expect(try allIgnored.forward(inputs: x, targets: [Int32](repeating: -1, count: 8)) == 0)
         allIgnored.zeroGradients()
         try allIgnored.backward()
@@ -88,7 +88,7 @@ import Testing
             t.sampleTokens = 5
             t.checkpointEvery = 3
             t.keepCheckpoints = 5
-            return try NewRun(runDirectory: dir + "/" + name, model: .shape(layers: 1, heads: 2, channels: 16, maxSeqLen: 16),
+            return try NewRun(runDirectory: dir + "/" + name, model: .fresh(try .gpt2(maxSeqLen: 16, vocabSize: 1, numLayers: 1, numHeads: 2, channels: 16)),
                               tokenizer: .file(tokenizerPath), input: nil, trainShards: dir + "/d_train_*.bin",
                               valShards: dir + "/d_val_*.bin", training: t).start(parallel: ParallelFor(threads: 1))
         }
@@ -164,13 +164,13 @@ import Testing
             t.batch = 2
             t.seq = 8
             #expect(throws: DataError.shardTooSmall(path: dir + "/tiny_train_000001.bin", tokens: 3, batch: 2, seq: 8, worldSize: 1)) {
-                try NewRun(runDirectory: dir + "/b", model: .shape(layers: 1, heads: 1, channels: 8, maxSeqLen: 8),
+                try NewRun(runDirectory: dir + "/b", model: .fresh(try .gpt2(maxSeqLen: 8, vocabSize: 1, numLayers: 1, numHeads: 1, channels: 8)),
                            tokenizer: .file(setup.tokenizerPath), input: nil, trainShards: dir + "/tiny_train_*.bin",
                            valShards: nil, training: t).start(parallel: ParallelFor(threads: 1))
             }
             t.seq = 32
             #expect(throws: TrainingError.self) {
-                try NewRun(runDirectory: dir + "/c", model: .shape(layers: 1, heads: 1, channels: 8, maxSeqLen: 8),
+                try NewRun(runDirectory: dir + "/c", model: .fresh(try .gpt2(maxSeqLen: 8, vocabSize: 1, numLayers: 1, numHeads: 1, channels: 8)),
                            tokenizer: .file(setup.tokenizerPath), input: nil, trainShards: dir + "/d_train_*.bin",
                            valShards: nil, training: t).start(parallel: ParallelFor(threads: 1))
             }

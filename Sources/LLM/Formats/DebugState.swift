@@ -11,10 +11,10 @@ public struct DebugState {
     public let targets: [Int32]
     public let logits: [Float]   // (B,T,V), unpadded
     public let loss: Float
-    public let gradients: GPT2Weights  // gradients laid out like the weights
+    public let gradients: ModelWeights  // gradients laid out like the weights
 
     /// Reads a state for a model of shape `config`; tokens are checked against its vocabulary.
-    public static func read(_ path: String, config: GPT2Config) throws -> DebugState {
+    public static func read(_ path: String, config: ModelConfig) throws -> DebugState {
         var file = try FileReader(path: path)
         guard file.size >= 1024 else { throw FormatError.truncated(path: path, expectedBytes: 1024, actualBytes: file.size) }
         let header = try file.readInt32s(256)
@@ -44,7 +44,7 @@ public struct DebugState {
         try logits.withUnsafeMutableBufferPointer { try file.readFloats(into: $0.baseAddress!, count: BT * V) }
         var loss: Float = 0
         try withUnsafeMutablePointer(to: &loss) { try file.readFloats(into: $0, count: 1) }
-        let grads = GPT2Weights(config: config)
+        let grads = ModelWeights(config: config)
         try file.readFloats(into: grads.arena.base, count: paramCount)
         return DebugState(batch: B, seq: T, inputs: x, targets: y, logits: logits, loss: loss, gradients: grads)
     }

@@ -1,4 +1,4 @@
-// Hugging Face GPT-2 folders (config.json + model.safetensors) to and from GPT2Weights.
+// Hugging Face GPT-2 folders (config.json + model.safetensors) to and from ModelWeights.
 // HF's Conv1D stores matmul weights (in, out); ours are (out, in). HF's wte has V rows; ours has Vp.
 import Foundation
 
@@ -14,7 +14,7 @@ public enum HuggingFaceGPT2 {
     ]
 
     /// Reads the model config from `folder/config.json`.
-    public static func readConfig(folder: String) throws -> GPT2Config {
+    public static func readConfig(folder: String) throws -> ModelConfig {
         let path = folder + "/config.json"
         let bytes = try readWholeFile(path)
         guard let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
@@ -40,7 +40,7 @@ public enum HuggingFaceGPT2 {
             throw FormatError.mismatch(path: path, reason: "n_inner \(inner) is not 4 × n_embd")
         }
         do {
-            return try GPT2Config(maxSeqLen: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"),
+            return try ModelConfig.gpt2(maxSeqLen: try int("n_positions", "n_ctx"), vocabSize: try int("vocab_size"),
                                   numLayers: try int("n_layer"), numHeads: try int("n_head"),
                                   channels: try int("n_embd"))
         } catch let error as ModelError {
@@ -49,7 +49,7 @@ public enum HuggingFaceGPT2 {
     }
 
     /// Reads `folder` (config.json + model.safetensors; F32, F16 or BF16 tensors) into fp32 weights.
-    public static func read(folder: String) throws -> GPT2Weights {
+    public static func read(folder: String) throws -> ModelWeights {
         let config = try readConfig(folder: folder)
         let path = folder + "/model.safetensors"
         if !FileManager.default.fileExists(atPath: path),
@@ -66,7 +66,7 @@ public enum HuggingFaceGPT2 {
             }
             byName[short] = entry
         }
-        let weights = GPT2Weights(config: config)
+        let weights = ModelWeights(config: config)
         let C = config.channels, L = config.numLayers
         var used = Set<String>()
 
@@ -106,7 +106,7 @@ public enum HuggingFaceGPT2 {
 
     /// Writes `folder/config.json` and `folder/model.safetensors` (names with the `transformer.` prefix, as
     /// `save_pretrained` does), each atomically; creates the folder if needed.
-    public static func write(_ weights: GPT2Weights, to folder: String) throws {
+    public static func write(_ weights: ModelWeights, to folder: String) throws {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
@@ -161,7 +161,7 @@ public enum HuggingFaceGPT2 {
 }
 
 /// Reads weights from an llm.c `.bin` file or a Hugging Face folder, chosen by what the path is.
-public func loadWeights(_ path: String) throws -> GPT2Weights {
+public func loadWeights(_ path: String) throws -> ModelWeights {
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
         return try HuggingFaceGPT2.read(folder: path)
@@ -170,7 +170,7 @@ public func loadWeights(_ path: String) throws -> GPT2Weights {
 }
 
 /// Writes weights as an llm.c `.bin` file (a path ending in `.bin`) or a Hugging Face folder (anything else).
-public func saveWeights(_ weights: GPT2Weights, to path: String) throws {
+public func saveWeights(_ weights: ModelWeights, to path: String) throws {
     if path.hasSuffix(".bin") {
         try LLMCCheckpoint.write(weights, to: path)
     } else {

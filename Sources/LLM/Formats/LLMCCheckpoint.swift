@@ -6,7 +6,7 @@ public enum LLMCCheckpoint {
     static let headerInts = 256
 
     /// Reads a version 3 (fp32) or version 5 (bf16, widened to fp32) checkpoint.
-    public static func read(_ path: String) throws -> GPT2Weights {
+    public static func read(_ path: String) throws -> ModelWeights {
         var file = try FileReader(path: path)
         guard file.size >= headerInts * 4 else {
             throw FormatError.truncated(path: path, expectedBytes: headerInts * 4, actualBytes: file.size)
@@ -17,9 +17,9 @@ public enum LLMCCheckpoint {
         guard version == 3 || version == 5 else {
             throw FormatError.unsupportedVersion(path: path, version: version, supported: [3, 5])
         }
-        let config: GPT2Config
+        let config: ModelConfig
         do {
-            config = try GPT2Config(maxSeqLen: Int(header[2]), vocabSize: Int(header[3]), numLayers: Int(header[4]),
+            config = try ModelConfig.gpt2(maxSeqLen: Int(header[2]), vocabSize: Int(header[3]), numLayers: Int(header[4]),
                                     numHeads: Int(header[5]), channels: Int(header[6]),
                                     paddedVocabSize: Int(header[7]))
         } catch {
@@ -33,7 +33,7 @@ public enum LLMCCheckpoint {
         if file.size > expected {
             throw FormatError.trailingBytes(path: path, expectedBytes: expected, actualBytes: file.size)
         }
-        let weights = GPT2Weights(config: config)
+        let weights = ModelWeights(config: config)
         if version == 3 {
             try file.readFloats(into: weights.arena.base, count: count, expectedTotal: expected)
         } else {
@@ -47,7 +47,7 @@ public enum LLMCCheckpoint {
     }
 
     /// Writes a version 3 (fp32) checkpoint atomically.
-    public static func write(_ weights: GPT2Weights, to path: String) throws {
+    public static func write(_ weights: ModelWeights, to path: String) throws {
         let c = weights.config
         var header = [Int32](repeating: 0, count: headerInts)
         header[0] = magic

@@ -1,13 +1,13 @@
 // AdamW's two moment buffers on disk, so a resumed run continues exactly: 256 × int32 header
 // [20241121, 1, parameter count, 0…], then m then v as fp32, in the parameter layout's order.
 
-extension GPT2 {
+extension Transformer {
     static let optimizerMagic: Int32 = 20_241_121
 
     /// Writes the AdamW moments atomically.
     public func writeOptimizerState(to path: String) throws {
         var header = [Int32](repeating: 0, count: 256)
-        header[0] = GPT2.optimizerMagic
+        header[0] = Transformer.optimizerMagic
         header[1] = 1
         header[2] = Int32(weights.layout.totalCount)
         try writeFileAtomically(path) { out in
@@ -24,8 +24,8 @@ extension GPT2 {
         let expected = 1024 + 8 * count
         guard file.size >= 1024 else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: file.size) }
         let header = try file.readInt32s(256)
-        guard header[0] == GPT2.optimizerMagic else {
-            throw FormatError.badMagic(path: path, found: header[0], expected: GPT2.optimizerMagic)
+        guard header[0] == Transformer.optimizerMagic else {
+            throw FormatError.badMagic(path: path, found: header[0], expected: Transformer.optimizerMagic)
         }
         guard header[1] == 1 else { throw FormatError.unsupportedVersion(path: path, version: header[1], supported: [1]) }
         guard Int(header[2]) == count else {

@@ -1,24 +1,30 @@
-// GPT-2 for generation, for one sequence (`Generator`, one slot) or several conversations at once
+// A model for generation, for one sequence (`Generator`, one slot) or several conversations at once
 // (`InferenceEngine`): one key/value cache per slot, a prefill that runs new tokens of one slot, and a decode
 // step that runs one new token of every active slot together, so the linear layers read their weights once
 // per step for all of them. On a CPU, decoding one sequence is
 // bound by reading the weights (a 124M model is 500 MB of floats per token), so a step for S conversations
-// costs far less than S steps for one.
+// costs far less than S steps for one. The layers are the training model's `TransformerBlock`s; only the
+// attention differs (against the cache).
 
 /// The batched engine's buffers: `slots` caches of maxT positions, and the scratch activations of one forward
 /// pass of up to R = max(maxT, slots) rows (a prefill's positions, or a decode step's one row per slot).
 enum BatchedBuffer: Int, CaseIterable {
-    case kCache    // (S,L,NH,maxT,hs) keys: per slot, one Generator-shaped (L,NH,maxT,hs) cache
-    case vCache    // (S,L,NH,maxT,hs) values, likewise
+    case kCache    // (S,L,H_kv,maxT,d) keys: per slot and layer, one (maxT,d) block per key/value head
+    case vCache    // (S,L,H_kv,maxT,d) values, likewise
     case residual  // (R,C)
-    case ln        // (R,C)      LayerNorm output (ln1, then ln2, then lnf)
-    case lnMean    // (R)
+    case ln        // (R,C)      the norms' output (norm1, then norm2, then the final norm)
+    case lnMean    // (R)        LayerNorm only
     case lnRstd    // (R)
-    case qkv       // (R,3C)
-    case atty      // (R,C)
-    case proj      // (R,C)
-    case fch       // (R,4C)     GELU applied in place
-    case scores    // (S,NH,maxT) attention scores, one (NH,maxT) block per decode row
+    case qkv       // (R,QKV)
+    case qkRoped   // (R,QKV)    when the QK-norm follows RoPE
+    case qkvAttn   // (R,QKV)    when q and k are rotated or normalised
+    case qkRstd    // (R,H+H_kv) when the model has a QK-norm
+    case atty      // (R,H·d)
+    case proj      // (R,C)      the attention's and the MLP's output projections
+    case postNorm  // (R,C)      Gemma's norm of proj
+    case fch       // (R,F or 2F)
+    case fchAct    // (R,F)
+    case scores    // (S,H,maxT) attention scores, one (H,maxT) block per decode row
     case logits    // (S,V)      one row per decode row (a prefill writes row 0)
 }
 
@@ -26,13 +32,31 @@ enum BatchedBuffer: Int, CaseIterable {
 struct BatchedLayout {
     let slots: Int
     let rows: Int  // R
+    let counts: [Int]
     let offsets: [Int]
     let totalCount: Int
 
-    init(config c: GPT2Config, slots S: Int) {
-        let L = c.numLayers, C = c.channels, NH = c.numHeads, T = c.maxSeqLen, R = max(T, S)
-        let counts = [S * L * T * C, S * L * T * C, R * C, R * C, R, R, R * 3 * C, R * C, R * C, R * 4 * C,
-                      S * NH * T, S * c.vocabSize]
+    init(config c: ModelConfig, slots S: Int) {
+        let L = c.numLayers, C = c.channels, T = c.maxSeqLen, R = max(T, S), QKV = c.qkvWidth
+        let cache = S * L * c.numKVHeads * T * c.headSize
+        let counts: [Int] = BatchedBuffer.allCases.map { b in
+            switch b {
+            case .kCache, .vCache: cache
+            case .residual, .ln, .proj: R * C
+            case .lnMean: c.norm == .layerNorm ? R : 0
+            case .lnRstd: R
+            case .qkv: R * QKV
+            case .qkRoped: c.qkNorm == .afterRoPE ? R * QKV : 0
+            case .qkvAttn: TransformerBlock.transformsQK(c) ? R * QKV : 0
+            case .qkRstd: c.qkNorm != .none ? R * (c.numHeads + c.numKVHeads) : 0
+            case .atty: R * c.attentionWidth
+            case .postNorm: c.sandwichNorms ? R * C : 0
+            case .fch: R * c.fcWidth
+            case .fchAct: R * c.hiddenSize
+            case .scores: S * c.numHeads * T
+            case .logits: S * c.vocabSize
+            }
+        }
         var offsets = [Int](), total = 0
         for n in counts {
             offsets.append(total)
@@ -40,11 +64,13 @@ struct BatchedLayout {
         }
         self.slots = S
         rows = R
+        self.counts = counts
         self.offsets = offsets
         totalCount = total
     }
 
     func offset(_ b: BatchedBuffer) -> Int { offsets[b.rawValue] }
+    func has(_ b: BatchedBuffer) -> Bool { counts[b.rawValue] > 0 }
 }
 
 /// The forward passes of `Generator` and `InferenceEngine`: S independent sequences, each in its own cache
@@ -56,32 +82,36 @@ struct BatchedLayout {
 /// (caches for every slot, scratch, the decode rows' descriptions) is allocated here; `prefill` and `decode`
 /// allocate nothing. Not thread-safe: one thread drives it.
 final class BatchedGenerator {
-    let config: GPT2Config
-    let weights: GPT2Weights
+    let config: ModelConfig
+    let weights: ModelWeights
     let slots: Int
     /// How kernels split work across threads; change it freely between calls.
-    var parallel: ParallelFor
+    var parallel: ParallelFor {
+        get { backend.parallel }
+        set { backend.parallel = newValue }
+    }
 
+    private let backend: CPUBackend
+    private let blocks: [TransformerBlock]
     private let layout: BatchedLayout
     private let arena: FloatArena
-    private let scratch: MatmulScratch
-    private let tokens: UnsafeMutablePointer<Int32>   // (R) ids of the rows being run
-    private let positions: UnsafeMutablePointer<Int>  // (S) decode row i's position in its sequence
-    private let rowSlots: UnsafeMutablePointer<Int>   // (S) decode row i's slot
+    private let tokens: UnsafeMutablePointer<Int32>     // (R) ids of the rows being run
+    private let positions: UnsafeMutablePointer<Int32>  // (R) each row's position in its sequence
+    private let rowSlots: UnsafeMutablePointer<Int>     // (S) decode row i's slot
 
-    init(weights: GPT2Weights, slots: Int, parallel: ParallelFor) {
+    init(weights: ModelWeights, slots: Int, parallel: ParallelFor) {
         precondition(slots >= 1, "a batched generator needs at least one slot")
         config = weights.config
         self.weights = weights
         self.slots = slots
-        self.parallel = parallel
+        backend = CPUBackend(parallel: parallel)
+        blocks = TransformerBlock.blocks(config: config)
         layout = BatchedLayout(config: config, slots: slots)
         arena = FloatArena(count: layout.totalCount)
-        scratch = MatmulScratch(threads: max(parallel.threads, ProcessInfoCores.count))
         tokens = .allocate(capacity: layout.rows)
         tokens.initialize(repeating: 0, count: layout.rows)
-        positions = .allocate(capacity: slots)
-        positions.initialize(repeating: 0, count: slots)
+        positions = .allocate(capacity: layout.rows)
+        positions.initialize(repeating: 0, count: layout.rows)
         rowSlots = .allocate(capacity: slots)
         rowSlots.initialize(repeating: 0, count: slots)
     }
@@ -92,15 +122,34 @@ final class BatchedGenerator {
         rowSlots.deallocate()
     }
 
+    /// Bytes of key/value cache per position of one sequence: 2 · L · H_kv · d floats.
+    static func cacheBytesPerToken(_ c: ModelConfig) -> Int { 2 * c.numLayers * c.numKVHeads * c.headSize * 4 }
+
     // MARK: - Views into the arenas
 
-    private func param(_ t: ParameterTensor) -> FloatPointer { weights.arena.base + weights.layout.offset(t) }
-    private func buffer(_ b: BatchedBuffer) -> FloatPointer { arena.base + layout.offset(b) }
+    private func param(_ t: ParameterTensor) -> Buffer? {
+        weights.layout.has(t) ? weights.arena.base + weights.layout.offset(t) : nil
+    }
+    private func buffer(_ b: BatchedBuffer) -> Buffer { arena.base + layout.offset(b) }
+    private func optional(_ b: BatchedBuffer) -> Buffer? { layout.has(b) ? buffer(b) : nil }
 
-    /// Layer l's (NH,maxT,hs) key and value caches of `slot`.
-    private func caches(slot: Int, layer l: Int) -> (k: FloatPointer, v: FloatPointer) {
-        let c = config, perLayer = c.maxSeqLen * c.channels, offset = (slot * c.numLayers + l) * perLayer
+    /// Layer l's (H_kv,maxT,d) key and value caches of `slot`.
+    private func caches(slot: Int, layer l: Int) -> (k: Buffer, v: Buffer) {
+        let c = config, perLayer = c.numKVHeads * c.maxSeqLen * c.headSize
+        let offset = (slot * c.numLayers + l) * perLayer
         return (buffer(.kCache) + offset, buffer(.vCache) + offset)
+    }
+
+    /// The scratch activations for a block: one residual stream updated in place, one buffer per kind.
+    private var scratch: BlockBuffers {
+        let x = buffer(.residual), ln = buffer(.ln), mean = optional(.lnMean), rstd = buffer(.lnRstd)
+        let proj = buffer(.proj), post = optional(.postNorm)
+        return BlockBuffers(input: x, ln1: ln, ln1Mean: mean, ln1Rstd: rstd, qkv: buffer(.qkv),
+                            qkRoped: optional(.qkRoped), qkvAttn: optional(.qkvAttn) ?? buffer(.qkv),
+                            qkRstd: optional(.qkRstd), atty: buffer(.atty), attproj: proj, postAttn: post,
+                            postAttnRstd: post == nil ? nil : rstd, residual2: x, ln2: ln, ln2Mean: mean,
+                            ln2Rstd: rstd, fch: buffer(.fch), fchAct: buffer(.fchAct), fcproj: proj, postMLP: post,
+                            postMLPRstd: post == nil ? nil : rstd, residual3: x)
     }
 
     /// Reads the logits (V entries) of row `row` of the last `decode`, or of the last `prefill` (row 0).
@@ -127,16 +176,15 @@ final class BatchedGenerator {
                 throw .tokenOutOfRange(what: "input", index: t0 + i, token: tok, vocabSize: V)
             }
             tokens[i] = tok
+            positions[i] = Int32(t0 + i)
         }
-        let c = config, C = c.channels, p = parallel
-        // Position t0 + i's embedding is row i of wpe shifted by t0.
-        encoderForward(out: buffer(.residual), inp: tokens, wte: param(.wte), wpe: param(.wpe) + t0 * C, B: 1, T: n,
-                       C: C, parallel: p)
+        let c = config
+        embed(rows: n)
         for l in 0..<c.numLayers {
-            let cache = caches(slot: slot, layer: l)
+            let cache = caches(slot: slot, layer: l), shape = blocks[l].attentionShape
             layer(l, rows: n, decoding: false) { atty, qkv in
-                attentionCachedForward(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores), qkv: qkv,
-                                       t0: t0, n: n, C: C, NH: c.numHeads, maxT: c.maxSeqLen, parallel: p)
+                backend.cachedAttention(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores), qkv: qkv,
+                                        t0: t0, n: n, shape: shape, maxT: c.maxSeqLen)
             }
         }
         head(lastRows: 1, of: n, decoding: false)
@@ -152,7 +200,7 @@ final class BatchedGenerator {
         precondition(token >= 0 && Int(token) < config.vocabSize, "token \(token) is not below \(config.vocabSize)")
         precondition(position >= 0 && position < config.maxSeqLen, "position \(position) is past the context")
         tokens[row] = token
-        positions[row] = position
+        positions[row] = Int32(position)
         rowSlots[row] = slot
     }
 
@@ -160,14 +208,10 @@ final class BatchedGenerator {
     /// the logits holds what comes after it. The linear layers run over all rows at once.
     func decode(rows count: Int) {
         precondition(count >= 1 && count <= slots, "a decode step runs 1...\(slots) rows, not \(count)")
-        let c = config, C = c.channels, NH = c.numHeads, T = c.maxSeqLen, p = parallel
-        let x = buffer(.residual), wte = param(.wte), wpe = param(.wpe)
-        // Row i's embedding: its token's, plus its own position's.
-        for i in 0..<count {
-            let o = x + i * C, e = wte + Int(tokens[i]) * C, pe = wpe + positions[i] * C
-            for j in 0..<C { o[j] = e[j] + pe[j] }
-        }
+        let c = config, T = c.maxSeqLen, p = parallel
+        embed(rows: count)
         for l in 0..<c.numLayers {
+            let shape = blocks[l].attentionShape
             layer(l, rows: count, decoding: true) { atty, qkv in
                 // Each row attends over its own slot's cache. With enough rows threads take whole rows, else
                 // they split each row's heads; either way a head's arithmetic is attentionCachedForward's.
@@ -176,9 +220,10 @@ final class BatchedGenerator {
                 (split ? p : ParallelFor(threads: 1))(count) { rows in
                     for i in rows {
                         let cache = caches(slot: rowSlots[i], layer: l)
-                        attentionCachedForward(out: atty + i * C, kCache: cache.k, vCache: cache.v,
-                                               scores: buffer(.scores) + i * NH * T, qkv: qkv + i * 3 * C,
-                                               t0: positions[i], n: 1, C: C, NH: NH, maxT: T, parallel: perRow)
+                        attentionCachedForward(out: atty + i * shape.outWidth, kCache: cache.k, vCache: cache.v,
+                                               scores: buffer(.scores) + i * shape.heads * T,
+                                               qkv: qkv + i * shape.qkvWidth, t0: Int(positions[i]), n: 1,
+                                               shape: shape, maxT: T, parallel: perRow)
                     }
                 }
             }
@@ -188,51 +233,34 @@ final class BatchedGenerator {
 
     // MARK: - Shared pieces
 
-    /// Transformer block l over `rows` rows of the residual stream; `attention(atty, qkv)` fills atty from qkv.
-    private func layer(_ l: Int, rows n: Int, decoding: Bool, attention: (FloatPointer, ConstFloatPointer) -> Void) {
-        let C = config.channels, p = parallel
-        let x = buffer(.residual), ln = buffer(.ln), mean = buffer(.lnMean), rstd = buffer(.lnRstd)
-        let qkv = buffer(.qkv), atty = buffer(.atty), proj = buffer(.proj), fch = buffer(.fch)
-        let w = LayerTensors(weights.arena.base, weights.layout, layer: l)
-        // x += attproj(attention(qkv(ln1(x)))).
-        layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: w.ln1w, bias: w.ln1b, N: n, C: C, parallel: p)
-        linear(out: qkv, inp: ln, weight: w.qkvw, bias: w.qkvb, N: n, C: C, OC: 3 * C, decoding: decoding)
-        attention(atty, qkv)
-        linear(out: proj, inp: atty, weight: w.attprojw, bias: w.attprojb, N: n, C: C, OC: C, decoding: decoding)
-        residualForward(out: x, inp1: x, inp2: proj, N: n * C, parallel: p)
-        // x += fcproj(gelu(fc(ln2(x)))).
-        layerNormForward(out: ln, mean: mean, rstd: rstd, inp: x, weight: w.ln2w, bias: w.ln2b, N: n, C: C, parallel: p)
-        linear(out: fch, inp: ln, weight: w.fcw, bias: w.fcb, N: n, C: C, OC: 4 * C, decoding: decoding)
-        geluForward(out: fch, inp: fch, N: n * 4 * C, parallel: p)
-        linear(out: proj, inp: fch, weight: w.fcprojw, bias: w.fcprojb, N: n, C: 4 * C, OC: C, decoding: decoding)
-        residualForward(out: x, inp1: x, inp2: proj, N: n * C, parallel: p)
-    }
-
-    /// The final LayerNorm and the LM head (tied to wte) for the last `k` of the `n` rows of the residual stream,
-    /// into logits rows 0..<k.
-    private func head(lastRows k: Int, of n: Int, decoding: Bool) {
-        let C = config.channels, ln = buffer(.ln)
-        layerNormForward(out: ln, mean: buffer(.lnMean), rstd: buffer(.lnRstd), inp: buffer(.residual) + (n - k) * C,
-                         weight: param(.lnfw), bias: param(.lnfb), N: k, C: C, parallel: parallel)
-        linear(out: buffer(.logits), inp: ln, weight: param(.wte), bias: nil, N: k, C: C, OC: config.vocabSize,
-               decoding: decoding)
-    }
-
-    /// A linear layer over N rows. A prefill lets threads split the rows when there are enough of them, else
-    /// the output channels. A decode step always runs `matmulForwardDecode`, which reads
-    /// each weight row once for all the rows; matmulForward would repack every weight matrix each step for a
-    /// handful of rows. Every kernel computes each output row independently of the other rows.
-    private func linear(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
-                        N: Int, C: Int, OC: Int, decoding: Bool) {
-        if decoding {
-            matmulForwardDecode(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, parallel: parallel)
-        } else if N >= parallel.threads {
-            matmulForward(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, parallel: parallel,
-                          scratch: scratch)
-        } else {
-            matmulForwardByOutputs(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC,
-                                   parallel: parallel)
+    /// The embeddings of rows 0..<n (tokens and positions set), plus the norm that follows them where the model
+    /// has one, into the residual stream.
+    private func embed(rows n: Int) {
+        let c = config, C = c.channels, x = buffer(.residual)
+        backend.embed(out: x, tokens: tokens, positions: positions, wte: param(.wte)!, wpe: param(.wpe),
+                      scale: c.embeddingScale, N: n, C: C)
+        if c.normAfterEmbedding {
+            backend.norm(out: x, mean: nil, rstd: buffer(.lnRstd), inp: x, weight: nil, bias: nil, kind: c.norm,
+                         eps: Float(c.normEps), N: n, C: C, groups: 1, stride: C)
         }
+    }
+
+    /// Transformer block l over `rows` rows of the residual stream; `attention(atty, qkvAttn)` fills atty.
+    private func layer(_ l: Int, rows n: Int, decoding: Bool, attention: (Buffer, Buffer) -> Void) {
+        blocks[l].forward(scratch, weights: LayerTensors(weights.arena.base, weights.layout, layer: l), N: n,
+                          positions: positions, decoding: decoding, backend: backend, attention: attention)
+    }
+
+    /// The final norm and the LM head for the last `k` of the `n` rows of the residual stream, into logits rows
+    /// 0..<k (softcapped where the model caps them).
+    private func head(lastRows k: Int, of n: Int, decoding: Bool) {
+        let c = config, C = c.channels, V = c.vocabSize, ln = buffer(.ln)
+        backend.norm(out: ln, mean: optional(.lnMean), rstd: buffer(.lnRstd), inp: buffer(.residual) + (n - k) * C,
+                     weight: param(.lnfw), bias: param(.lnfb), kind: c.norm, eps: Float(c.normEps), N: k, C: C,
+                     groups: 1, stride: C)
+        backend.linear(out: buffer(.logits), inp: ln, weight: param(c.tiedEmbeddings ? .wte : .lmHead)!, bias: nil,
+                       N: k, C: C, OC: V, decoding: decoding)
+        if let cap = c.logitSoftcap { backend.softcap(buffer(.logits), cap: Float(cap), N: k, V: V, Vp: V) }
     }
 }
 

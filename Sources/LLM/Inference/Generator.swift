@@ -8,8 +8,8 @@
 /// cache and all scratch memory, for the model's whole context (maxT), are one allocation made here; `forward`
 /// allocates nothing. The weights are only read.
 public final class Generator {
-    public let config: GPT2Config
-    public let weights: GPT2Weights
+    public let config: ModelConfig
+    public let weights: ModelWeights
     /// How kernels split work across threads; change it freely between calls.
     public var parallel: ParallelFor {
         get { model.parallel }
@@ -20,7 +20,7 @@ public final class Generator {
 
     private let model: BatchedGenerator
 
-    public init(weights: GPT2Weights, parallel: ParallelFor = .allCores) {
+    public init(weights: ModelWeights, parallel: ParallelFor = .allCores) {
         config = weights.config
         self.weights = weights
         model = BatchedGenerator(weights: weights, slots: 1, parallel: parallel)

@@ -65,7 +65,7 @@ public enum InferenceEngineError: Error, Equatable, CustomStringConvertible {
 /// concurrency pool; callers on any thread only queue requests and read results. A new prompt is prefilled
 /// whole before the next decode step, so a long prompt briefly stalls the others.
 public final class InferenceEngine: Sendable {
-    public let config: GPT2Config
+    public let config: ModelConfig
     /// How many requests generate at once.
     public let maxConcurrent: Int
     private let core: EngineCore
@@ -74,12 +74,12 @@ public final class InferenceEngine: Sendable {
     /// `threads`: compute threads for the kernels (default all cores). Allocates every slot's cache (maxT
     /// positions each: 2·L·maxT·C floats, 75 MB for GPT-2 124M) and all scratch memory here, and starts the
     /// engine thread.
-    public convenience init(weights: GPT2Weights, maxConcurrent: Int = 4, threads: Int? = nil) {
+    public convenience init(weights: ModelWeights, maxConcurrent: Int = 4, threads: Int? = nil) {
         self.init(weights: weights, maxConcurrent: maxConcurrent, threads: threads, beforeStep: nil)
     }
 
     /// `beforeStep` runs on the engine thread before each step that has work; tests block in it to pace the engine.
-    init(weights: GPT2Weights, maxConcurrent: Int, threads: Int?, beforeStep: (@Sendable () -> Void)?) {
+    init(weights: ModelWeights, maxConcurrent: Int, threads: Int?, beforeStep: (@Sendable () -> Void)?) {
         precondition(maxConcurrent >= 1, "maxConcurrent must be at least 1")
         precondition((threads ?? 1) >= 1, "threads must be at least 1")
         config = weights.config

@@ -4,12 +4,12 @@ import Foundation
 
 /// A model ready for inference: its weights and its tokenizer.
 public struct LoadedModel: Sendable {
-    public let weights: GPT2Weights
+    public let weights: ModelWeights
     public let tokenizer: Tokenizer
     /// The weights file or folder actually read (a run directory's newest weights, say).
     public let weightsPath: String
 
-    public init(weights: GPT2Weights, tokenizer: Tokenizer, weightsPath: String) {
+    public init(weights: ModelWeights, tokenizer: Tokenizer, weightsPath: String) {
         self.weights = weights
         self.tokenizer = tokenizer
         self.weightsPath = weightsPath

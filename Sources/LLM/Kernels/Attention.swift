@@ -1,80 +1,116 @@
-// Causal multi-head self-attention over a fused QKV activation laid out [q | k | v].
+// Causal self-attention over a fused q|k|v activation: H query heads sharing H_kv key/value heads (multi-head
+// when H_kv = H, grouped-query when it divides H, multi-query when it is 1), head size d independent of the
+// model width, an optional sliding window, and any score scale.
 
-/// For each batch b, head h and query position t: scores against keys t2 ≤ t, softmax, weighted sum of values.
-/// inp is (B,T,3C) with head h of q at columns h·hs..<(h+1)·hs, of k at C + …, of v at 2C + …;
-/// preatt and att are (B,NH,T,T): att is written in full (zero for t2 > t), preatt only for t2 ≤ t; out is (B,T,C).
+/// The shape of one attention layer's input and output rows.
+///
+/// A row of the fused input holds the H query heads, then the H_kv key heads, then the H_kv value heads, d
+/// values each: query head h at h·d, key head g at (H + g)·d, value head g at (H + H_kv + g)·d. Query head h
+/// reads key/value head h / (H / H_kv). A row of the output holds the H heads' results, H·d values.
+/// With a window W > 0, position t attends to t2 with t − W < t2 ≤ t (W positions, itself included), as
+/// Hugging Face's sliding-window layers do; W = 0 means the whole causal prefix.
+public struct AttentionShape: Sendable, Equatable {
+    public var heads: Int        // H
+    public var kvHeads: Int      // H_kv
+    public var headSize: Int     // d
+    public var window: Int       // W, 0 for none
+    public var scale: Float      // scores are q·k·scale (1/√d unless the model says otherwise)
+
+    public init(heads: Int, kvHeads: Int, headSize: Int, window: Int = 0, scale: Float? = nil) {
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headSize = headSize
+        self.window = window
+        self.scale = scale ?? 1 / Float(headSize).squareRoot()
+    }
+
+    /// Floats in one fused input row: (H + 2·H_kv)·d.
+    public var qkvWidth: Int { (heads + 2 * kvHeads) * headSize }
+    /// Floats in one output row: H·d.
+    public var outWidth: Int { heads * headSize }
+    /// Query heads per key/value head.
+    var group: Int { heads / kvHeads }
+    /// The first key position that query position t sees.
+    @inline(__always) func first(_ t: Int) -> Int { window > 0 ? max(0, t - window + 1) : 0 }
+}
+
+/// For each batch b, query head h and position t: scores against keys t2 in first(t)...t, softmax, weighted sum of
+/// values. inp is (B,T,qkvWidth); preatt and att are (B,H,T,T): att is written in full (zero outside the
+/// attended range), preatt only inside it; out is (B,T,outWidth).
 func attentionForward(out: FloatPointer, preatt: FloatPointer, att: FloatPointer, inp: ConstFloatPointer,
-                      B: Int, T: Int, C: Int, NH: Int, parallel: ParallelFor) {
-    let C3 = 3 * C, hs = C / NH
-    let scale = 1 / Float(hs).squareRoot()
-    parallel(B * NH) { pairs in
+                      B: Int, T: Int, shape s: AttentionShape, parallel: ParallelFor) {
+    let W = s.qkvWidth, H = s.heads, d = s.headSize, scale = s.scale
+    parallel(B * H) { pairs in
         for bh in pairs {
-            let b = bh / NH, h = bh % NH
+            let b = bh / H, h = bh % H
+            let kOffset = (H + h / s.group) * d, vOffset = (H + s.kvHeads + h / s.group) * d
             for t in 0..<T {
-                let q = inp + (b * T + t) * C3 + h * hs
+                let q = inp + (b * T + t) * W + h * d
                 let pre = preatt + (bh * T + t) * T, a = att + (bh * T + t) * T
+                let t1 = s.first(t)
                 var maxVal = -Float.greatestFiniteMagnitude
-                for t2 in 0...t {
-                    let k = inp + (b * T + t2) * C3 + C + h * hs
-                    let s = dot(q, k, hs) * scale
-                    pre[t2] = s
-                    maxVal = max(maxVal, s)
+                for t2 in t1...t {
+                    let score = dot(q, inp + (b * T + t2) * W + kOffset, d) * scale
+                    pre[t2] = score
+                    maxVal = max(maxVal, score)
                 }
                 var sum: Float = 0
-                for t2 in 0...t {
+                for t2 in t1...t {
                     let e = exp(pre[t2] - maxVal)
                     a[t2] = e
                     sum += e
                 }
                 let inv = 1 / sum
-                for t2 in 0...t { a[t2] *= inv }
+                for t2 in 0..<t1 { a[t2] = 0 }
+                for t2 in t1...t { a[t2] *= inv }
                 for t2 in t + 1..<T { a[t2] = 0 }
-                let o = out + (b * T + t) * C + h * hs
-                for i in 0..<hs { o[i] = 0 }
-                for t2 in 0...t {
-                    axpy(a[t2], inp + (b * T + t2) * C3 + 2 * C + h * hs, o, hs)
-                }
+                let o = out + (b * T + t) * s.outWidth + h * d
+                for i in 0..<d { o[i] = 0 }
+                for t2 in t1...t { axpy(a[t2], inp + (b * T + t2) * W + vOffset, o, d) }
             }
         }
     }
 }
 
-/// Backward through the weighted sum, the softmax and the scores; accumulates into dinp (B,T,3C).
-/// Softmax backward uses the closed form dpre[t2] = att[t2] · (datt[t2] - Σ att·datt), which reads the
-/// accumulated datt: the scratch buffers dpreatt and datt (B,NH,T,T) must be zero on entry.
-/// Threads split (batch, head) pairs: each pair reads and writes only its own head's columns.
+/// Backward through the weighted sum, the softmax and the scores; accumulates into dinp (B,T,qkvWidth).
+/// Softmax backward uses the closed form dpre[t2] = att[t2] · (datt[t2] − Σ att·datt), which reads the
+/// accumulated datt: the scratch buffers dpreatt and datt (B,H,T,T) must be zero on entry.
+/// Threads split (batch, key/value head) pairs: the query heads of one group all add into the same key and value
+/// gradients, so a group is one thread's.
 func attentionBackward(dinp: FloatPointer, dpreatt: FloatPointer, datt: FloatPointer, dout: ConstFloatPointer,
-                       inp: ConstFloatPointer, att: ConstFloatPointer, B: Int, T: Int, C: Int, NH: Int,
+                       inp: ConstFloatPointer, att: ConstFloatPointer, B: Int, T: Int, shape s: AttentionShape,
                        parallel: ParallelFor) {
-    let C3 = 3 * C, hs = C / NH
-    let scale = 1 / Float(hs).squareRoot()
-    parallel(B * NH) { pairs in
-        for bh in pairs {
-            let b = bh / NH, h = bh % NH
-            for t in 0..<T {
-                let a = att + (bh * T + t) * T
-                let da = datt + (bh * T + t) * T, dpre = dpreatt + (bh * T + t) * T
-                let q = inp + (b * T + t) * C3 + h * hs
-                let dq = dinp + (b * T + t) * C3 + h * hs
-                let d = dout + (b * T + t) * C + h * hs
-                // out = Σ att[t2] · v[t2]
-                for t2 in 0...t {
-                    let v = inp + (b * T + t2) * C3 + 2 * C + h * hs
-                    let dv = dinp + (b * T + t2) * C3 + 2 * C + h * hs
-                    da[t2] += dot(v, d, hs)
-                    axpy(a[t2], d, dv, hs)
-                }
-                // att = softmax(preatt) over t2 ≤ t
-                var weighted: Float = 0
-                for t2 in 0...t { weighted += a[t2] * da[t2] }
-                for t2 in 0...t { dpre[t2] += a[t2] * (da[t2] - weighted) }
-                // preatt = q · k · scale
-                for t2 in 0...t {
-                    let k = inp + (b * T + t2) * C3 + C + h * hs
-                    let dk = dinp + (b * T + t2) * C3 + C + h * hs
-                    let g = dpre[t2] * scale
-                    axpy(g, k, dq, hs)
-                    axpy(g, q, dk, hs)
+    let W = s.qkvWidth, H = s.heads, d = s.headSize, scale = s.scale
+    parallel(B * s.kvHeads) { pairs in
+        for bg in pairs {
+            let b = bg / s.kvHeads, g = bg % s.kvHeads
+            let kOffset = (H + g) * d, vOffset = (H + s.kvHeads + g) * d
+            for h in g * s.group..<(g + 1) * s.group {
+                let bh = b * H + h
+                for t in 0..<T {
+                    let t1 = s.first(t)
+                    let a = att + (bh * T + t) * T
+                    let da = datt + (bh * T + t) * T, dpre = dpreatt + (bh * T + t) * T
+                    let q = inp + (b * T + t) * W + h * d
+                    let dq = dinp + (b * T + t) * W + h * d
+                    let dy = dout + (b * T + t) * s.outWidth + h * d
+                    // out = Σ att[t2] · v[t2]
+                    for t2 in t1...t {
+                        let row = (b * T + t2) * W
+                        da[t2] += dot(inp + row + vOffset, dy, d)
+                        axpy(a[t2], dy, dinp + row + vOffset, d)
+                    }
+                    // att = softmax(preatt) over the attended range
+                    var weighted: Float = 0
+                    for t2 in t1...t { weighted += a[t2] * da[t2] }
+                    for t2 in t1...t { dpre[t2] += a[t2] * (da[t2] - weighted) }
+                    // preatt = q · k · scale
+                    for t2 in t1...t {
+                        let row = (b * T + t2) * W
+                        let grad = dpre[t2] * scale
+                        axpy(grad, inp + row + kOffset, dq, d)
+                        axpy(grad, q, dinp + row + kOffset, d)
+                    }
                 }
             }
         }

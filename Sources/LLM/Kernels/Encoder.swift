@@ -1,29 +1,45 @@
-// Token + position embedding: the first layer of GPT-2.
+// The embedding layer: a token's row of wte, times a scale (Gemma: √C), plus its position's row of wpe where the
+// model has learned positions (GPT-2; models with RoPE have none).
 
-/// out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]
-/// out is (B,T,C), inp is (B,T) token ids already checked to be < V, wte is (Vp,C), wpe is (maxT,C).
-func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, wte: ConstFloatPointer, wpe: ConstFloatPointer,
-                    B: Int, T: Int, C: Int, parallel: ParallelFor) {
-    parallel(B * T) { rows in
-        for bt in rows {
-            let t = bt % T
-            let o = out + bt * C, e = wte + Int(inp[bt]) * C, p = wpe + t * C
-            for c in 0..<C { o[c] = e[c] + p[c] }
+/// out[n,:] = scale · wte[inp[n],:] + wpe[positions[n],:] (no wpe term when wpe is nil).
+/// out is (N,C), inp is (N) token ids already checked to be < V, positions is (N), wte is (Vp,C), wpe is (maxT,C).
+func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
+                    wte: ConstFloatPointer, wpe: ConstFloatPointer?, scale: Float = 1, N: Int, C: Int,
+                    parallel: ParallelFor) {
+    parallel(N) { rows in
+        for n in rows {
+            let o = out + n * C, e = wte + Int(inp[n]) * C
+            if let wpe {
+                let p = wpe + Int(positions[n]) * C
+                if scale == 1 {
+                    for c in 0..<C { o[c] = e[c] + p[c] }
+                } else {
+                    for c in 0..<C { o[c] = e[c] * scale + p[c] }
+                }
+            } else if scale == 1 {
+                o.update(from: e, count: C)
+            } else {
+                for c in 0..<C { o[c] = e[c] * scale }
+            }
         }
     }
 }
 
-/// dwte[inp[b,t],:] += dout[b,t,:] and dwpe[t,:] += dout[b,t,:].
+/// dwte[inp[n],:] += scale · dout[n,:] and dwpe[positions[n],:] += dout[n,:].
 /// Several positions can share a token, so threads split the channels, not the positions.
-func encoderBackward(dwte: FloatPointer, dwpe: FloatPointer, dout: ConstFloatPointer, inp: UnsafePointer<Int32>,
-                     B: Int, T: Int, C: Int, parallel: ParallelFor) {
+func encoderBackward(dwte: FloatPointer, dwpe: FloatPointer?, dout: ConstFloatPointer, inp: UnsafePointer<Int32>,
+                     positions: UnsafePointer<Int32>, scale: Float = 1, N: Int, C: Int, parallel: ParallelFor) {
     parallel(C) { channels in
-        for bt in 0..<B * T {
-            let t = bt % T
-            let d = dout + bt * C, e = dwte + Int(inp[bt]) * C, p = dwpe + t * C
-            for c in channels {
-                e[c] += d[c]
-                p[c] += d[c]
+        for n in 0..<N {
+            let d = dout + n * C, e = dwte + Int(inp[n]) * C
+            if let dwpe {
+                let p = dwpe + Int(positions[n]) * C
+                for c in channels {
+                    e[c] += scale == 1 ? d[c] : scale * d[c]
+                    p[c] += d[c]
+                }
+            } else {
+                for c in channels { e[c] += scale * d[c] }
             }
         }
     }

@@ -17,10 +17,30 @@ private func sigmoids(_ u: SIMD16<Float>) -> (pos: SIMD16<Float>, neg: SIMD16<Fl
     return (pos, neg)
 }
 
+/// gelu(x) = 0.5 · x · (1 + tanh(u)) = x · σ(2u), u = √(2/π) · (x + 0.044715 · x³), lane by lane.
+@inline(__always)
+func gelu(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let u: SIMD16<Float> = geluScale * (x + 0.044715 * x * x * x)
+    let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
+    var s = e / (1 + e)                             // σ(2u) for u < 0
+    s.replace(with: 1 / (1 + e), where: u .>= 0)    // σ(2u) for u ≥ 0
+    return x * s  // 0.5 · x · 2σ(2u)
+}
+
+/// gelu'(x) = 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) · √(2/π)(1 + 3·0.044715 x²), with 0.5(1 + tanh u) = σ(2u)
+/// and 1 - tanh² u = 4σ(2u)σ(-2u), lane by lane.
+@inline(__always)
+func geluDerivative(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let x2 = x * x
+    let (sPos, sNeg) = sigmoids(geluScale * (x + 0.044715 * x2 * x))
+    let slope: SIMD16<Float> = geluScale * (1 + 3 * 0.044715 * x2)
+    return sPos + 2 * x * sPos * sNeg * slope
+}
+
 /// Runs `body` on the values at 16-lane groups of 0..<N within `range` (the last group partly filled), so every
 /// element goes through the same lane-wise SIMD arithmetic whatever the thread split.
 @inline(__always)
-private func forEachGroup(_ range: Range<Int>, _ body: (Int, Int) -> Void) {
+func forEachGroup(_ range: Range<Int>, _ body: (Int, Int) -> Void) {
     var i = range.lowerBound
     while i < range.upperBound {
         let count = min(16, range.upperBound - i)
@@ -30,7 +50,7 @@ private func forEachGroup(_ range: Range<Int>, _ body: (Int, Int) -> Void) {
 }
 
 @inline(__always)
-private func load(_ p: ConstFloatPointer, _ i: Int, _ count: Int) -> SIMD16<Float> {
+func loadLanes(_ p: ConstFloatPointer, _ i: Int, _ count: Int) -> SIMD16<Float> {
     if count == 16 { return loadSIMD16(p + i) }
     var v = SIMD16<Float>()
     for j in 0..<count { v[j] = p[i + j] }
@@ -38,7 +58,7 @@ private func load(_ p: ConstFloatPointer, _ i: Int, _ count: Int) -> SIMD16<Floa
 }
 
 @inline(__always)
-private func store(_ v: SIMD16<Float>, _ p: FloatPointer, _ i: Int, _ count: Int) {
+func storeLanes(_ v: SIMD16<Float>, _ p: FloatPointer, _ i: Int, _ count: Int) {
     if count == 16 { storeSIMD16(v, p + i) } else { for j in 0..<count { p[i + j] = v[j] } }
 }
 
@@ -46,27 +66,17 @@ private func store(_ v: SIMD16<Float>, _ p: FloatPointer, _ i: Int, _ count: Int
 func geluForward(out: FloatPointer, inp: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
         forEachGroup(range) { i, count in
-            let x = load(inp, i, count)
-            let u: SIMD16<Float> = geluScale * (x + 0.044715 * x * x * x)
-            let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
-            var s = e / (1 + e)                             // σ(2u) for u < 0
-            s.replace(with: 1 / (1 + e), where: u .>= 0)    // σ(2u) for u ≥ 0
-            store(x * s, out, i, count)  // 0.5 · x · 2σ(2u)
+            storeLanes(gelu(loadLanes(inp, i, count)), out, i, count)
         }
     }
 }
 
-/// dinp += dout · gelu'(x), gelu'(x) = 0.5(1 + tanh u) + 0.5 x (1 - tanh² u) · √(2/π)(1 + 3·0.044715 x²),
-/// with 0.5(1 + tanh u) = σ(2u) and 1 - tanh² u = 4σ(2u)σ(-2u).
+/// dinp += dout · gelu'(x), elementwise over N values.
 func geluBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
         forEachGroup(range) { i, count in
-            let x = load(inp, i, count)
-            let x2 = x * x
-            let (sPos, sNeg) = sigmoids(geluScale * (x + 0.044715 * x2 * x))
-            let slope: SIMD16<Float> = geluScale * (1 + 3 * 0.044715 * x2)
-            let local: SIMD16<Float> = sPos + 2 * x * sPos * sNeg * slope
-            store(load(dinp, i, count) + local * load(dout, i, count), dinp, i, count)
+            let local = geluDerivative(loadLanes(inp, i, count))
+            storeLanes(loadLanes(dinp, i, count) + local * loadLanes(dout, i, count), dinp, i, count)
         }
     }
 }

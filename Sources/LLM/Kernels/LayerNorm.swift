@@ -1,11 +1,10 @@
-// LayerNorm over the channels of each position (eps 1e-5), as GPT-2 uses before attention and MLP.
-
-let layerNormEps: Float = 1e-5
+// LayerNorm over the channels of each position, as GPT-2 uses before attention and MLP (eps 1e-5).
 
 /// out = (x - mean) / sqrt(var + eps) * weight + bias, per row of C; saves mean and rstd for backward.
 /// out, inp are (N,C); mean, rstd are (N); weight, bias are (C). N = B·T.
 func layerNormForward(out: FloatPointer, mean: FloatPointer, rstd: FloatPointer, inp: ConstFloatPointer,
-                      weight: ConstFloatPointer, bias: ConstFloatPointer, N: Int, C: Int, parallel: ParallelFor) {
+                      weight: ConstFloatPointer, bias: ConstFloatPointer, N: Int, C: Int, eps: Float = 1e-5,
+                      parallel: ParallelFor) {
     parallel(N) { rows in
         for i in rows {
             let x = inp + i * C, o = out + i * C
@@ -18,7 +17,7 @@ func layerNormForward(out: FloatPointer, mean: FloatPointer, rstd: FloatPointer,
                 v += d * d
             }
             v /= Float(C)  // biased variance, as PyTorch's LayerNorm
-            let s = 1 / (v + layerNormEps).squareRoot()
+            let s = 1 / (v + eps).squareRoot()
             for c in 0..<C { o[c] = (x[c] - m) * s * weight[c] + bias[c] }
             mean[i] = m
             rstd[i] = s

@@ -1,30 +1,40 @@
-// Where each activation tensor of a forward pass lives inside the one activation allocation.
+// Where each activation tensor of a training forward pass lives inside the one activation allocation.
 
-/// The activations llm.c keeps for the backward pass, for a batch of B sequences of T tokens.
+/// The activations kept for the backward pass, for a batch of B sequences of T tokens (N = B·T rows).
+/// Sizes are for the configuration; a tensor a configuration does not need has none.
 enum ActivationTensor: Int, CaseIterable {
-    case encoded    // (B,T,C)      token + position embedding
-    case ln1        // (L,B,T,C)
-    case ln1Mean    // (L,B,T)
-    case ln1Rstd    // (L,B,T)
-    case qkv        // (L,B,T,3C)
-    case atty       // (L,B,T,C)    attention output before its projection
-    case preatt     // (L,B,NH,T,T) scaled q·k scores
-    case att        // (L,B,NH,T,T) softmaxed, causal
-    case attproj    // (L,B,T,C)
-    case residual2  // (L,B,T,C)
-    case ln2        // (L,B,T,C)
-    case ln2Mean    // (L,B,T)
-    case ln2Rstd    // (L,B,T)
-    case fch        // (L,B,T,4C)
-    case fchGelu    // (L,B,T,4C)
-    case fcproj     // (L,B,T,C)
-    case residual3  // (L,B,T,C)
-    case lnf        // (B,T,C)
-    case lnfMean    // (B,T)
-    case lnfRstd    // (B,T)
-    case logits     // (B,T,Vp)
-    case probs      // (B,T,Vp)
-    case losses     // (B,T)
+    case encoded       // (N,C)        the embedding (scaled where the model scales it)
+    case embedNorm     // (N,C)        its norm, the first residual stream (nanochat)
+    case embedRstd     // (N)
+    case ln1           // (L,N,C)
+    case ln1Mean       // (L,N)        LayerNorm only
+    case ln1Rstd       // (L,N)
+    case qkv           // (L,N,QKV)    the q|k|v projection
+    case qkRoped       // (L,N,QKV)    q and k after RoPE, before a QK-norm that follows it
+    case qkvAttn       // (L,N,QKV)    what attention reads: q, k normed and rotated (when the model does either)
+    case qkRstd        // (L,N,H+H_kv) the QK-norm's rstd per head
+    case atty          // (L,N,H·d)    attention output before its projection
+    case preatt        // (L,B,H,T,T)  scaled q·k scores
+    case att           // (L,B,H,T,T)  softmaxed, causal
+    case attproj       // (L,N,C)
+    case postAttn      // (L,N,C)      Gemma's norm of attproj
+    case postAttnRstd  // (L,N)
+    case residual2     // (L,N,C)
+    case ln2           // (L,N,C)
+    case ln2Mean       // (L,N)
+    case ln2Rstd       // (L,N)
+    case fch           // (L,N,F or 2F) the MLP's first matmul
+    case fchAct        // (L,N,F)      after the activation
+    case fcproj        // (L,N,C)
+    case postMLP       // (L,N,C)      Gemma's norm of fcproj
+    case postMLPRstd   // (L,N)
+    case residual3     // (L,N,C)
+    case lnf           // (N,C)
+    case lnfMean       // (N)
+    case lnfRstd       // (N)
+    case logits        // (N,Vp)       softcapped where the model caps them
+    case probs         // (N,Vp)
+    case losses        // (N)
 }
 
 /// Sizes and offsets of the activation tensors for a given (B, T) within one flat Float buffer.
@@ -33,15 +43,37 @@ struct ActivationLayout {
     let counts: [Int]
     let offsets: [Int]
     let totalCount: Int
+    let numLayers: Int
 
-    init(config c: GPT2Config, batch B: Int, seq T: Int) {
-        let L = c.numLayers, C = c.channels, NH = c.numHeads, BT = B * T
-        counts = [
-            BT * C, L * BT * C, L * BT, L * BT, L * BT * 3 * C, L * BT * C, L * B * NH * T * T,
-            L * B * NH * T * T, L * BT * C, L * BT * C, L * BT * C, L * BT, L * BT, L * BT * 4 * C,
-            L * BT * 4 * C, L * BT * C, L * BT * C, BT * C, BT, BT, BT * c.paddedVocabSize,
-            BT * c.paddedVocabSize, BT,
-        ]
+    init(config c: ModelConfig, batch B: Int, seq T: Int) {
+        let L = c.numLayers, C = c.channels, N = B * T, H = c.numHeads, QKV = c.qkvWidth
+        let layerNorm = c.norm == .layerNorm, sandwich = c.sandwichNorms
+        let rotated = c.usesRoPE || c.qkNorm != .none
+        counts = ActivationTensor.allCases.map { t in
+            switch t {
+            case .encoded: N * C
+            case .embedNorm: c.normAfterEmbedding ? N * C : 0
+            case .embedRstd: c.normAfterEmbedding ? N : 0
+            case .ln1, .residual2, .ln2, .residual3, .attproj, .fcproj: L * N * C
+            case .ln1Mean, .ln2Mean: layerNorm ? L * N : 0
+            case .ln1Rstd, .ln2Rstd: L * N
+            case .qkv: L * N * QKV
+            case .qkRoped: c.qkNorm == .afterRoPE ? L * N * QKV : 0
+            case .qkvAttn: rotated ? L * N * QKV : 0
+            case .qkRstd: c.qkNorm != .none ? L * N * (H + c.numKVHeads) : 0
+            case .atty: L * N * c.attentionWidth
+            case .preatt, .att: L * B * H * T * T
+            case .postAttn, .postMLP: sandwich ? L * N * C : 0
+            case .postAttnRstd, .postMLPRstd: sandwich ? L * N : 0
+            case .fch: L * N * c.fcWidth
+            case .fchAct: L * N * c.hiddenSize
+            case .lnf: N * C
+            case .lnfMean: layerNorm ? N : 0
+            case .lnfRstd: N
+            case .logits, .probs: N * c.paddedVocabSize
+            case .losses: N
+            }
+        }
         var offsets = [Int](), total = 0
         for n in counts {
             offsets.append(total)
@@ -49,7 +81,11 @@ struct ActivationLayout {
         }
         self.offsets = offsets
         self.totalCount = total
+        numLayers = L
     }
 
     func offset(_ t: ActivationTensor) -> Int { offsets[t.rawValue] }
+    func has(_ t: ActivationTensor) -> Bool { counts[t.rawValue] > 0 }
+    /// Layer l's slice of a per-layer tensor.
+    func offset(_ t: ActivationTensor, layer l: Int) -> Int { offsets[t.rawValue] + l * counts[t.rawValue] / numLayers }
 }

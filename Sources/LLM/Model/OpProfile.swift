@@ -3,14 +3,14 @@ import Dispatch
 
 public final class OpProfile: @unchecked Sendable {  // used from the thread that runs the model
     public enum Op: Int, CaseIterable, Sendable {
-        case encoder, layerNorm, matmul, attention, gelu, residual, softmaxLoss
+        case encoder, layerNorm, matmul, attention, gelu, residual, softmaxLoss  // gelu: any MLP activation; layerNorm: any norm
         case encoderBack, layerNormBack, matmulBack, attentionBack, geluBack, residualBack, softmaxLossBack
-        case zeroGrad, gradNorm, adamW
+        case zeroGrad, gradNorm, adamW, rope, ropeBack
 
         public var name: String {
             ["encoder", "layernorm", "matmul", "attention", "gelu", "residual", "softmax+loss",
              "encoder bwd", "layernorm bwd", "matmul bwd", "attention bwd", "gelu bwd", "residual bwd",
-             "softmax+loss bwd", "zero grads", "grad norm", "adamw"][rawValue]
+             "softmax+loss bwd", "zero grads", "grad norm", "adamw", "rope", "rope bwd"][rawValue]
         }
     }
 

@@ -1,11 +1,12 @@
 // Setting up a new training run from what the user asked for: the tokenizer (GPT-2's, a file, or one trained
 // on the input text, as nanochat does), the token shards (given, or prepared from --input into RUN/data),
-// and the starting weights (GPT-2's seeded init of a given shape, or a checkpoint).
+// and the starting weights (a fresh model of any architecture, initialised as its family does, or a checkpoint).
 import Foundation
 
 public struct NewRun {
     public enum Model {
-        case shape(layers: Int, heads: Int, channels: Int, maxSeqLen: Int)
+        /// A fresh model of this config (its vocabulary is set from the tokenizer), initialised as its family does.
+        case fresh(ModelConfig)
         case initFrom(String)   // an llm.c .bin or a Hugging Face folder
     }
 
@@ -41,8 +42,8 @@ public struct NewRun {
         if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
         try training.validate()
         guard input != nil || trainShards != nil else { throw TrainingError.invalidConfig("give --input FILE or --train PATTERN") }
-        if case let .shape(_, _, _, maxSeqLen) = model, training.seq > maxSeqLen {
-            throw TrainingError.shapeMismatch("--seq \(training.seq) exceeds the model's maximum sequence length \(maxSeqLen) (--max-seq)")
+        if case let .fresh(shape) = model, training.seq > shape.maxSeqLen {
+            throw TrainingError.shapeMismatch("--seq \(training.seq) exceeds the model's maximum sequence length \(shape.maxSeqLen) (--max-seq)")
         }
         if case .trainOnInput = tokenizer, input == nil {
             throw TrainingError.invalidConfig("training a tokenizer needs --input; otherwise pass --tokenizer gpt2 or a file")
@@ -89,13 +90,14 @@ public struct NewRun {
         }
 
         // Weights.
-        let weights: GPT2Weights
+        let weights: ModelWeights
         var initializedFrom: String? = nil
         switch model {
-        case let .shape(layers, heads, channels, maxSeqLen):
-            let shape = try GPT2Config(maxSeqLen: maxSeqLen, vocabSize: tok.vocabSize, numLayers: layers,
-                                       numHeads: heads, channels: channels)
-            weights = .randomGPT2(config: shape, seed: config.seed)
+        case .fresh(var shape):
+            shape.vocabSize = tok.vocabSize
+            shape.paddedVocabSize = ModelConfig.pad(tok.vocabSize)
+            try shape.validate()
+            weights = .random(config: shape, seed: config.seed)
         case .initFrom(let path):
             weights = try loadWeights(path)
             initializedFrom = path

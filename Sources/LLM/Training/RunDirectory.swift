@@ -10,7 +10,7 @@ import Foundation
 
 /// What config.json holds.
 public struct RunConfig: Codable, Sendable, Equatable {
-    public var model: GPT2Config
+    public var model: ModelConfig
     public var training: TrainingConfig
     public var initializedFrom: String?   // weights path, or nil for a seeded GPT-2 init
 }
@@ -82,7 +82,7 @@ public struct RunDirectory: Sendable {
     }
 
     /// Writes a checkpoint for `state.step` and keeps only the newest `keep`.
-    func writeCheckpoint(model: GPT2, state: CheckpointState, keep: Int) throws {
+    func writeCheckpoint(model: Transformer, state: CheckpointState, keep: Int) throws {
         try FileManager.default.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
         let name = String(format: "step_%06d", state.step)
         let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"

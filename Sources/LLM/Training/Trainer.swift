@@ -34,7 +34,7 @@ public enum TrainingEvent: Sendable {
 public final class Trainer {
     public let run: RunDirectory
     public let config: RunConfig
-    public let model: GPT2
+    public let model: Transformer
     public let tokenizer: Tokenizer
     /// Optimizer steps completed.
     public private(set) var step: Int
@@ -58,7 +58,7 @@ public final class Trainer {
     private var training: TrainingConfig { config.training }
 
     /// Starts a new run in `run` (which must not hold one): writes config.json, then trains from `weights`.
-    public static func start(run: RunDirectory, config: RunConfig, weights: GPT2Weights, tokenizer: Tokenizer,
+    public static func start(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer,
                              parallel: ParallelFor) throws -> Trainer {
         if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
         do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
@@ -89,7 +89,7 @@ public final class Trainer {
         name == "gpt2" ? try Tokenizer.gpt2() : try Tokenizer.load(run.resolve(name))
     }
 
-    private init(run: RunDirectory, config: RunConfig, weights: GPT2Weights, tokenizer: Tokenizer, parallel: ParallelFor,
+    private init(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer, parallel: ParallelFor,
                  resumeFrom checkpoint: String?) throws {
         let t = config.training
         try t.validate()
@@ -102,7 +102,7 @@ public final class Trainer {
         self.run = run
         self.config = config
         self.tokenizer = tokenizer
-        model = try GPT2(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel)
+        model = try Transformer(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel)
         schedule = try t.learningRateSchedule()
         let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
         if let data = t.conversations {

@@ -75,7 +75,7 @@ public enum Parity {
     public static let finalWeightsBound = 5e-5
 
     /// Forward and backward on the state's batch: logits, loss, then each of the 16 gradients.
-    public static func checkForwardBackward(_ model: GPT2, state: DebugState) throws -> [ParityCheck] {
+    public static func checkForwardBackward(_ model: Transformer, state: DebugState) throws -> [ParityCheck] {
         let c = model.config, V = c.vocabSize, Vp = c.paddedVocabSize
         let loss = try model.forward(inputs: state.inputs, targets: state.targets, batch: state.batch, seq: state.seq)!
         let logits = model.logits()
@@ -88,7 +88,7 @@ public enum Parity {
                       ParityCheck(name: "loss", difference: Double(abs(loss - state.loss)), bound: lossBound)]
         model.zeroGradients()
         try model.backward()
-        for t in ParameterTensor.allCases {
+        for t in model.weights.layout.present {
             let ours = model.gradient(t), ref = state.gradients.tensor(t)
             let (diff, scale) = maxAbsDiff(ours, ref)
             checks.append(ParityCheck(name: "grad \(t.name)", difference: diff, bound: gradientRelativeBound * scale))
@@ -97,7 +97,7 @@ public enum Parity {
     }
 
     /// Runs the trajectory's optimizer steps on the state's batch, comparing loss and gradient norm per step.
-    public static func runTrajectory(_ model: GPT2, state: DebugState, trajectory: Trajectory) throws -> [ParityStep] {
+    public static func runTrajectory(_ model: Transformer, state: DebugState, trajectory: Trajectory) throws -> [ParityStep] {
         let o = trajectory.optimizer
         let opt = AdamWConfig(learningRate: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
                               gradClip: o.gradClip)
@@ -126,11 +126,11 @@ public enum Parity {
     /// pin down: PyTorch's own float32 run of ../shared/fixtures/parity-tiny ends 5.8e-5 from a float64
     /// replay there (see reference/README.md). Those few weights are held to `noiseDominatedBound(lr, steps)`:
     /// a tenth of the most AdamW can move a weight in the run.
-    public static func checkFinalWeights(_ weights: GPT2Weights, reference: GPT2Weights, referenceGradients: GPT2Weights,
+    public static func checkFinalWeights(_ weights: ModelWeights, reference: ModelWeights, referenceGradients: ModelWeights,
                                          trajectory: Trajectory) -> [ParityCheck] {
         let eps = Float(trajectory.optimizer.eps)
         var worst = (0.0, ""), worstNoisy = (0.0, ""), noisyCount = 0
-        for t in ParameterTensor.allCases {
+        for t in weights.layout.present {
             let a = weights.tensor(t), b = reference.tensor(t), g = referenceGradients.tensor(t)
             for i in 0..<a.count {
                 let diff = a[i].isFinite ? Double(abs(a[i] - b[i])) : .nan

@@ -1,0 +1,188 @@
+// The CPU backend: each operation of the seam is one of the kernels in Kernels/, timed into the profile when
+// there is one. It owns the matmul's per-thread packing buffers, allocated once with the model.
+
+final class CPUBackend: Backend {
+    var parallel: ParallelFor
+    var profile: OpProfile?
+    let scratch: MatmulScratch
+
+    init(parallel: ParallelFor) {
+        self.parallel = parallel
+        scratch = MatmulScratch(threads: max(parallel.threads, ProcessInfoCores.count))
+    }
+
+    /// Bytes of the matmul scratch.
+    var allocatedBytes: Int { 4 * scratch.threads * MatmulScratch.floatsPerThread }
+
+    @inline(__always)
+    private func timed(_ op: OpProfile.Op, _ body: () -> Void) {
+        if let profile { profile.measure(op, body) } else { body() }
+    }
+
+    func embed(out: Buffer, tokens: UnsafePointer<Int32>, positions: UnsafePointer<Int32>, wte: Buffer, wpe: Buffer?,
+               scale: Float, N: Int, C: Int) {
+        timed(.encoder) {
+            encoderForward(out: out, inp: tokens, positions: positions, wte: wte, wpe: wpe, scale: scale, N: N, C: C,
+                           parallel: parallel)
+        }
+    }
+
+    func embedBackward(dwte: Buffer, dwpe: Buffer?, dout: Buffer, tokens: UnsafePointer<Int32>,
+                       positions: UnsafePointer<Int32>, scale: Float, N: Int, C: Int) {
+        timed(.encoderBack) {
+            encoderBackward(dwte: dwte, dwpe: dwpe, dout: dout, inp: tokens, positions: positions, scale: scale, N: N,
+                            C: C, parallel: parallel)
+        }
+    }
+
+    func norm(out: Buffer, mean: Buffer?, rstd: Buffer, inp: Buffer, weight: Buffer?, bias: Buffer?,
+              kind: NormKind, eps: Float, N: Int, C: Int, groups: Int, stride: Int) {
+        timed(.layerNorm) {
+            if let rms = kind.rmsWeight {
+                rmsNormForward(out: out, rstd: rstd, inp: inp, weight: weight, kind: rms, eps: eps, N: N, C: C,
+                               groups: groups, stride: stride, parallel: parallel)
+            } else {
+                precondition(groups == 1 && stride == C, "LayerNorm runs on whole rows")
+                layerNormForward(out: out, mean: mean!, rstd: rstd, inp: inp, weight: weight!, bias: bias!, N: N, C: C,
+                                 eps: eps, parallel: parallel)
+            }
+        }
+    }
+
+    func normBackward(dinp: Buffer, dweight: Buffer?, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer?,
+                      mean: Buffer?, rstd: Buffer, kind: NormKind, N: Int, C: Int, groups: Int, stride: Int) {
+        timed(.layerNormBack) {
+            if let rms = kind.rmsWeight {
+                rmsNormBackward(dinp: dinp, dweight: dweight, dout: dout, inp: inp, weight: weight, rstd: rstd,
+                                kind: rms, N: N, C: C, groups: groups, stride: stride, parallel: parallel)
+            } else {
+                layerNormBackward(dinp: dinp, dweight: dweight!, dbias: dbias!, dout: dout, inp: inp, weight: weight!,
+                                  mean: mean!, rstd: rstd, N: N, C: C, parallel: parallel)
+            }
+        }
+    }
+
+    /// A prefill lets threads split the rows when there are enough of them, else the output channels; a decode
+    /// step always runs `matmulForwardDecode`, which reads each weight row once for all its rows (matmulForward
+    /// would repack every weight matrix each step for a handful of rows). Every kernel computes each output row
+    /// independently of the other rows.
+    func linear(out: Buffer, inp: Buffer, weight: Buffer, bias: Buffer?, N: Int, C: Int, OC: Int, decoding: Bool) {
+        timed(.matmul) {
+            if decoding {
+                matmulForwardDecode(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC,
+                                    parallel: parallel)
+            } else if N >= parallel.threads {
+                matmulForward(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, parallel: parallel,
+                              scratch: scratch)
+            } else {
+                matmulForwardByOutputs(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC,
+                                       parallel: parallel)
+            }
+        }
+    }
+
+    func linearBackward(dinp: Buffer, dweight: Buffer, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
+                        N: Int, C: Int, OC: Int) {
+        timed(.matmulBack) {
+            matmulBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, N: N, C: C,
+                           OC: OC, parallel: parallel, scratch: scratch)
+        }
+    }
+
+    func rope(_ x: Buffer, positions: UnsafePointer<Int32>, table: RotaryTable, N: Int, heads: Int, stride: Int,
+              inverse: Bool) {
+        timed(inverse ? .ropeBack : .rope) {
+            rotaryForward(x, positions: positions, table: table, N: N, heads: heads, stride: stride, inverse: inverse,
+                          parallel: parallel)
+        }
+    }
+
+    func attention(out: Buffer, preatt: Buffer, att: Buffer, inp: Buffer, B: Int, T: Int, shape: AttentionShape) {
+        timed(.attention) {
+            attentionForward(out: out, preatt: preatt, att: att, inp: inp, B: B, T: T, shape: shape, parallel: parallel)
+        }
+    }
+
+    func attentionBackward(dinp: Buffer, dpreatt: Buffer, datt: Buffer, dout: Buffer, inp: Buffer, att: Buffer,
+                           B: Int, T: Int, shape: AttentionShape) {
+        timed(.attentionBack) {
+            LLM.attentionBackward(dinp: dinp, dpreatt: dpreatt, datt: datt, dout: dout, inp: inp, att: att, B: B, T: T,
+                                  shape: shape, parallel: parallel)
+        }
+    }
+
+    func cachedAttention(out: Buffer, kCache: Buffer, vCache: Buffer, scores: Buffer, qkv: Buffer, t0: Int, n: Int,
+                         shape: AttentionShape, maxT: Int) {
+        timed(.attention) {
+            attentionCachedForward(out: out, kCache: kCache, vCache: vCache, scores: scores, qkv: qkv, t0: t0, n: n,
+                                   shape: shape, maxT: maxT, parallel: parallel)
+        }
+    }
+
+    func activation(out: Buffer, inp: Buffer, kind: MLPActivation, N: Int, F: Int) {
+        timed(.gelu) {
+            switch kind {
+            case .gelu: geluForward(out: out, inp: inp, N: N * F, parallel: parallel)
+            case .reluSquared: reluSquaredForward(out: out, inp: inp, N: N * F, parallel: parallel)
+            case .swiGLU, .geGLU: gatedForward(out: out, inp: inp, activation: kind, N: N, F: F, parallel: parallel)
+            }
+        }
+    }
+
+    func activationBackward(dinp: Buffer, inp: Buffer, dout: Buffer, kind: MLPActivation, N: Int, F: Int) {
+        timed(.geluBack) {
+            switch kind {
+            case .gelu: geluBackward(dinp: dinp, inp: inp, dout: dout, N: N * F, parallel: parallel)
+            case .reluSquared: reluSquaredBackward(dinp: dinp, inp: inp, dout: dout, N: N * F, parallel: parallel)
+            case .swiGLU, .geGLU:
+                gatedBackward(dinp: dinp, inp: inp, dout: dout, activation: kind, N: N, F: F, parallel: parallel)
+            }
+        }
+    }
+
+    func copy(_ dst: Buffer, _ src: Buffer, N: Int, width: Int, dstStride: Int, srcStride: Int) {
+        timed(.residual) {
+            if width == dstStride && width == srcStride {
+                dst.update(from: src, count: N * width)
+            } else {
+                parallel(N) { rows in
+                    for n in rows { (dst + n * dstStride).update(from: src + n * srcStride, count: width) }
+                }
+            }
+        }
+    }
+
+    func residual(out: Buffer, inp1: Buffer, inp2: Buffer, N: Int) {
+        timed(.residual) { residualForward(out: out, inp1: inp1, inp2: inp2, N: N, parallel: parallel) }
+    }
+
+    func residualBackward(dinp1: Buffer, dinp2: Buffer, dout: Buffer, N: Int) {
+        timed(.residualBack) { LLM.residualBackward(dinp1: dinp1, dinp2: dinp2, dout: dout, N: N, parallel: parallel) }
+    }
+
+    func softcap(_ logits: Buffer, cap: Float, N: Int, V: Int, Vp: Int) {
+        timed(.softmaxLoss) { softcapForward(logits, cap: cap, N: N, V: V, Vp: Vp, parallel: parallel) }
+    }
+
+    func softcapBackward(_ dlogits: Buffer, capped: Buffer, cap: Float, N: Int, V: Int, Vp: Int) {
+        timed(.softmaxLossBack) {
+            LLM.softcapBackward(dlogits, capped: capped, cap: cap, N: N, V: V, Vp: Vp, parallel: parallel)
+        }
+    }
+
+    func softmaxCrossEntropy(probs: Buffer, losses: Buffer, logits: Buffer, targets: UnsafePointer<Int32>, N: Int,
+                             V: Int, Vp: Int) {
+        timed(.softmaxLoss) {
+            softmaxForward(probs: probs, logits: logits, N: N, V: V, Vp: Vp, parallel: parallel)
+            crossEntropyForward(losses: losses, probs: probs, targets: targets, N: N, Vp: Vp)
+        }
+    }
+
+    func softmaxCrossEntropyBackward(dlogits: Buffer, dlosses: Buffer, probs: Buffer, targets: UnsafePointer<Int32>,
+                                     N: Int, V: Int, Vp: Int) {
+        timed(.softmaxLossBack) {
+            crossEntropySoftmaxBackward(dlogits: dlogits, dlosses: dlosses, probs: probs, targets: targets, N: N, V: V,
+                                        Vp: Vp, parallel: parallel)
+        }
+    }
+}

@@ -1,0 +1,348 @@
+// The transformer for training: forward, backward and AdamW update over arenas allocated once, in the spirit of
+// llm.c's train_gpt2.c, for every architecture the config describes (GPT-2 is one configuration of it).
+
+/// AdamW hyperparameters, with GPT-2/llm.c-style defaults.
+public struct AdamWConfig: Sendable, Equatable, Codable {
+    public var learningRate: Double = 3e-4
+    public var beta1: Double = 0.9
+    public var beta2: Double = 0.95
+    public var eps: Double = 1e-8
+    public var weightDecay: Double = 0.1
+    /// Global gradient-norm clip; nil or ≤ 0 disables clipping.
+    public var gradClip: Double? = 1.0
+
+    public init(learningRate: Double = 3e-4, beta1: Double = 0.9, beta2: Double = 0.95, eps: Double = 1e-8,
+                weightDecay: Double = 0.1, gradClip: Double? = 1.0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.gradClip = gradClip
+    }
+}
+
+/// A model ready to train: weights, gradients, AdamW moments and activations, each one allocation made here, up
+/// front, for batches of up to `batchCapacity` sequences of up to `seqCapacity` tokens. `forward`, `backward`
+/// and `update` allocate nothing. The layers run through `TransformerBlock` on a `Backend` (the CPU's).
+public final class Transformer {
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let batchCapacity: Int
+    public let seqCapacity: Int
+    /// How kernels split work across threads; change it freely between steps.
+    public var parallel: ParallelFor {
+        get { backend.parallel }
+        set { backend.parallel = newValue }
+    }
+    /// When set, each operation's wall time is added to it (for `llm bench train --profile`).
+    public var profile: OpProfile? {
+        get { backend.profile }
+        set { backend.profile = newValue }
+    }
+
+    let backend: CPUBackend
+    let blocks: [TransformerBlock]
+    let grads: FloatArena      // same layout as the weights
+    let adamM: FloatArena      // AdamW first moment
+    let adamV: FloatArena      // AdamW second moment
+    let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
+    let gradActs: FloatArena   // gradients of the activations, same layout
+    let actLayout: ActivationLayout
+    let inputs: UnsafeMutablePointer<Int32>     // (B,T) of the last forward
+    let targets: UnsafeMutablePointer<Int32>    // (B,T) of the last forward, if it had targets
+    let positions: UnsafeMutablePointer<Int32>  // (B,T) each row's position in its sequence
+    let normPartials: UnsafeMutablePointer<Double>  // one sum per 65,536 gradients, for gradientNorm
+
+    /// Shape of the last forward pass, and whether it had targets (so backward may run).
+    public private(set) var lastBatch = 0
+    public private(set) var lastSeq = 0
+    private var haveTargets = false
+    /// Mean loss of the last forward pass with targets, over its supervised positions (targets ≥ 0).
+    public private(set) var meanLoss: Float = 0
+    /// Positions of the last forward pass whose target was not ignored.
+    public private(set) var supervised = 0
+
+    public init(weights: ModelWeights, batch: Int, seq: Int, parallel: ParallelFor = .allCores) throws(ModelError) {
+        let c = weights.config
+        guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
+        guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
+        config = c
+        self.weights = weights
+        batchCapacity = batch
+        seqCapacity = seq
+        backend = CPUBackend(parallel: parallel)
+        blocks = TransformerBlock.blocks(config: c)
+        let n = weights.layout.totalCount
+        grads = FloatArena(count: n)
+        adamM = FloatArena(count: n)
+        adamV = FloatArena(count: n)
+        actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
+        acts = FloatArena(count: actLayout.totalCount)
+        gradActs = FloatArena(count: actLayout.totalCount)
+        inputs = .allocate(capacity: batch * seq)
+        targets = .allocate(capacity: batch * seq)
+        positions = .allocate(capacity: batch * seq)
+        inputs.initialize(repeating: 0, count: batch * seq)
+        targets.initialize(repeating: 0, count: batch * seq)
+        positions.initialize(repeating: 0, count: batch * seq)
+        normPartials = .allocate(capacity: (n + sumBlock - 1) / sumBlock)
+    }
+
+    deinit {
+        inputs.deallocate()
+        targets.deallocate()
+        positions.deallocate()
+        normPartials.deallocate()
+    }
+
+    // MARK: - Views into the arenas
+
+    private func param(_ t: ParameterTensor) -> Buffer? {
+        weights.layout.has(t) ? weights.arena.base + weights.layout.offset(t) : nil
+    }
+    private func grad(_ t: ParameterTensor) -> Buffer? {
+        weights.layout.has(t) ? grads.base + weights.layout.offset(t) : nil
+    }
+    private func act(_ t: ActivationTensor) -> Buffer { acts.base + actLayout.offset(t) }
+    private func dact(_ t: ActivationTensor) -> Buffer { gradActs.base + actLayout.offset(t) }
+    /// The LM head: its own matrix, or the token embedding when tied.
+    private var head: ParameterTensor { config.tiedEmbeddings ? .wte : .lmHead }
+    /// The residual stream entering the first block.
+    private func firstResidual(_ arena: FloatArena) -> Buffer {
+        arena.base + actLayout.offset(config.normAfterEmbedding ? .embedNorm : .encoded)
+    }
+
+    /// Layer l's activations (in `arena`: the activations or their gradients) for N rows.
+    private func blockBuffers(_ arena: FloatArena, layer l: Int) -> BlockBuffers {
+        let lay = actLayout
+        func at(_ t: ActivationTensor) -> Buffer { arena.base + lay.offset(t, layer: l) }
+        func opt(_ t: ActivationTensor) -> Buffer? { lay.has(t) ? at(t) : nil }
+        return BlockBuffers(
+            input: l == 0 ? firstResidual(arena) : arena.base + lay.offset(.residual3, layer: l - 1),
+            ln1: at(.ln1), ln1Mean: opt(.ln1Mean), ln1Rstd: at(.ln1Rstd), qkv: at(.qkv), qkRoped: opt(.qkRoped),
+            qkvAttn: opt(.qkvAttn) ?? at(.qkv), qkRstd: opt(.qkRstd), atty: at(.atty), attproj: at(.attproj),
+            postAttn: opt(.postAttn), postAttnRstd: opt(.postAttnRstd), residual2: at(.residual2), ln2: at(.ln2),
+            ln2Mean: opt(.ln2Mean), ln2Rstd: at(.ln2Rstd), fch: at(.fch), fchAct: at(.fchAct), fcproj: at(.fcproj),
+            postMLP: opt(.postMLP), postMLPRstd: opt(.postMLPRstd), residual3: at(.residual3))
+    }
+
+    /// Bytes this model holds: weights, gradients, both moments, activations and their gradients, matmul
+    /// scratch and token buffers.
+    public var allocatedBytes: Int {
+        4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count)
+            + backend.allocatedBytes + 12 * batchCapacity * seqCapacity
+            + 8 * ((weights.layout.totalCount + sumBlock - 1) / sumBlock)
+    }
+
+    /// The gradient of one parameter tensor from the last backward pass (a copy).
+    public func gradient(_ t: ParameterTensor) -> [Float] { grads.array(weights.layout.range(t)) }
+
+    /// Logits of the last forward pass, (B,T,Vp) with the padded columns included (a copy).
+    public func logits() -> [Float] {
+        let n = lastBatch * lastSeq * config.paddedVocabSize
+        return acts.array(actLayout.offset(.logits)..<actLayout.offset(.logits) + n)
+    }
+
+    /// The loss at each position (b·T + t) of the last forward pass with targets.
+    public func withPositionLosses<R>(_ body: (UnsafeBufferPointer<Float>) -> R) -> R {
+        precondition(haveTargets, "the last forward pass had no targets")
+        let start = actLayout.offset(.losses)
+        return acts.withBuffer(start..<start + lastBatch * lastSeq, body)
+    }
+
+    // MARK: - Forward
+
+    /// Runs the model on `inputs` (B·T token ids, row-major (B,T)); with `targets`, also the mean
+    /// cross-entropy loss, which it returns. A target of -1 is ignored (SFT's loss mask): the mean is over the
+    /// other positions, and backward gives the ignored ones no gradient. Allocates nothing.
+    @discardableResult
+    public func forward(inputs inp: [Int32], targets tgt: [Int32]? = nil, batch B: Int? = nil,
+                        seq T: Int? = nil) throws(ModelError) -> Float? {
+        let B = B ?? batchCapacity, T = T ?? seqCapacity
+        guard B > 0, T > 0, B <= batchCapacity, T <= seqCapacity else {
+            throw .batchTooLarge(batch: B, seq: T, capacityBatch: batchCapacity, capacitySeq: seqCapacity)
+        }
+        let BT = B * T, V = config.vocabSize
+        try copyTokens(inp, into: inputs, count: BT, vocab: V, what: "input")
+        if let tgt { try copyTokens(tgt, into: targets, count: BT, vocab: V, what: "target", allowIgnored: true) }
+        for i in 0..<BT { positions[i] = Int32(i % T) }
+        lastBatch = B
+        lastSeq = T
+        haveTargets = tgt != nil
+        runForward(B: B, T: T)
+        return haveTargets ? meanLoss : nil
+    }
+
+    private func copyTokens(_ src: [Int32], into dst: UnsafeMutablePointer<Int32>, count: Int, vocab: Int,
+                            what: String, allowIgnored: Bool = false) throws(ModelError) {
+        guard src.count == count else { throw .tokenCountMismatch(what: what, count: src.count, expected: count) }
+        for i in 0..<count {
+            let tok = src[i]
+            guard (tok >= 0 || (allowIgnored && tok == -1)) && Int(tok) < vocab else {
+                throw .tokenOutOfRange(what: what, index: i, token: tok, vocabSize: vocab)
+            }
+            dst[i] = tok
+        }
+    }
+
+    private func runForward(B: Int, T: Int) {
+        let c = config, L = c.numLayers, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
+        let N = B * T, eps = Float(c.normEps)
+        backend.embed(out: act(.encoded), tokens: inputs, positions: positions, wte: param(.wte)!, wpe: param(.wpe),
+                      scale: c.embeddingScale, N: N, C: C)
+        if c.normAfterEmbedding {
+            backend.norm(out: act(.embedNorm), mean: nil, rstd: act(.embedRstd), inp: act(.encoded), weight: nil,
+                         bias: nil, kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
+        }
+        for l in 0..<L {
+            let a = blockBuffers(acts, layer: l)
+            let preatt = act(.preatt) + actLayout.offset(.preatt, layer: l) - actLayout.offset(.preatt)
+            let att = act(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
+            let block = blocks[l]
+            block.forward(a, weights: LayerTensors(weights.arena.base, weights.layout, layer: l), N: N,
+                          positions: positions, decoding: false, backend: backend) { atty, qkvAttn in
+                backend.attention(out: atty, preatt: preatt, att: att, inp: qkvAttn, B: B, T: T,
+                                  shape: block.attentionShape)
+            }
+        }
+        let last = acts.base + actLayout.offset(.residual3, layer: L - 1)
+        backend.norm(out: act(.lnf), mean: actLayout.has(.lnfMean) ? act(.lnfMean) : nil, rstd: act(.lnfRstd),
+                     inp: last, weight: param(.lnfw), bias: param(.lnfb), kind: c.norm, eps: eps, N: N, C: C,
+                     groups: 1, stride: C)
+        backend.linear(out: act(.logits), inp: act(.lnf), weight: param(head)!, bias: nil, N: N, C: C, OC: Vp,
+                       decoding: false)
+        if let cap = c.logitSoftcap { backend.softcap(act(.logits), cap: Float(cap), N: N, V: V, Vp: Vp) }
+        // Without targets the logits are the result (as an inference forward pass wants); with them, the
+        // probabilities and the loss, which backward needs.
+        if haveTargets {
+            backend.softmaxCrossEntropy(probs: act(.probs), losses: act(.losses), logits: act(.logits),
+                                        targets: targets, N: N, V: V, Vp: Vp)
+            var sum = 0.0
+            supervised = 0
+            for i in 0..<N where targets[i] >= 0 {
+                sum += Double(act(.losses)[i])
+                supervised += 1
+            }
+            meanLoss = supervised > 0 ? Float(sum / Double(supervised)) : 0
+        }
+    }
+
+    // MARK: - Backward
+
+    /// Zeroes the parameter gradients (call before the first micro-batch of a step).
+    public func zeroGradients() { profile.measureIfSet(.zeroGrad) { grads.zero() } }
+
+    /// Backpropagates `lossScale` × the mean loss of the last forward pass, adding into the parameter
+    /// gradients, so micro-batches accumulate: with lossScale = 1/k over k micro-batches the gradients are
+    /// those of the mean loss over all of them. Allocates nothing.
+    public func backward(lossScale: Float = 1) throws(ModelError) {
+        guard haveTargets else { throw .backwardWithoutTargets }
+        let c = config, L = c.numLayers, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
+        let B = lastBatch, T = lastSeq, N = B * T
+        gradActs.zero()
+        // The loss is the mean over the supervised positions; ignored ones (target -1) get no gradient.
+        let dlosses = dact(.losses)
+        for i in 0..<N { dlosses[i] = targets[i] >= 0 ? lossScale / Float(supervised) : 0 }
+        backend.softmaxCrossEntropyBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs),
+                                            targets: targets, N: N, V: V, Vp: Vp)
+        if let cap = c.logitSoftcap {
+            backend.softcapBackward(dact(.logits), capped: act(.logits), cap: Float(cap), N: N, V: V, Vp: Vp)
+        }
+        backend.linearBackward(dinp: dact(.lnf), dweight: grad(head)!, dbias: nil, dout: dact(.logits),
+                               inp: act(.lnf), weight: param(head)!, N: N, C: C, OC: Vp)
+        let last = acts.base + actLayout.offset(.residual3, layer: L - 1)
+        let dlast = gradActs.base + actLayout.offset(.residual3, layer: L - 1)
+        backend.normBackward(dinp: dlast, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf), inp: last,
+                             weight: param(.lnfw), mean: actLayout.has(.lnfMean) ? act(.lnfMean) : nil,
+                             rstd: act(.lnfRstd), kind: c.norm, N: N, C: C, groups: 1, stride: C)
+        for i in 0..<L {  // (a plain range: a reversed one allocates in debug builds)
+            let l = L - 1 - i
+            let a = blockBuffers(acts, layer: l), g = blockBuffers(gradActs, layer: l)
+            let att = act(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
+            let datt = dact(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
+            let dpreatt = dact(.preatt) + actLayout.offset(.preatt, layer: l) - actLayout.offset(.preatt)
+            let block = blocks[l]
+            block.backward(a, g, weights: LayerTensors(weights.arena.base, weights.layout, layer: l),
+                           gradients: LayerTensors(grads.base, weights.layout, layer: l), N: N, positions: positions,
+                           backend: backend) { dqkvAttn, datty in
+                backend.attentionBackward(dinp: dqkvAttn, dpreatt: dpreatt, datt: datt, dout: datty, inp: a.qkvAttn,
+                                          att: att, B: B, T: T, shape: block.attentionShape)
+            }
+        }
+        if c.normAfterEmbedding {
+            backend.normBackward(dinp: dact(.encoded), dweight: nil, dbias: nil, dout: dact(.embedNorm),
+                                 inp: act(.encoded), weight: nil, mean: nil, rstd: act(.embedRstd), kind: c.norm, N: N,
+                                 C: C, groups: 1, stride: C)
+        }
+        backend.embedBackward(dwte: grad(.wte)!, dwpe: grad(.wpe), dout: dact(.encoded), tokens: inputs,
+                              positions: positions, scale: c.embeddingScale, N: N, C: C)
+    }
+
+    // MARK: - Update
+
+    /// The global L2 norm of all parameter gradients (accumulated in Double).
+    public func gradientNorm() -> Double {
+        var sum = 0.0
+        profile.measureIfSet(.gradNorm) {
+            sumOfSquaresByBlock(grads.base, count: grads.count, partials: normPartials, parallel: parallel)
+            for b in 0..<(grads.count + sumBlock - 1) / sumBlock { sum += normPartials[b] }
+        }
+        return sum.squareRoot()
+    }
+
+    /// One AdamW step (`step` counts from 1) with global gradient-norm clipping as
+    /// torch.nn.utils.clip_grad_norm_ does it (scale = clip / (norm + 1e-6) when below 1).
+    /// Weight decay applies only to tensors with two or more dimensions. Returns the gradient norm before
+    /// clipping; throws without touching the weights if it is not finite. Allocates nothing.
+    @discardableResult
+    public func update(_ opt: AdamWConfig, step: Int) throws(ModelError) -> Double {
+        precondition(step >= 1, "AdamW steps count from 1")
+        let norm = gradientNorm()
+        guard norm.isFinite else { throw .nonFinite("gradient norm (\(norm))") }
+        var scale: Float = 1
+        if let clip = opt.gradClip, clip > 0 {
+            scale = Float(min(1, clip / (norm + 1e-6)))
+        }
+        let layout = weights.layout
+        for t in 0..<layout.counts.count where layout.counts[t] > 0 {  // by index: iterating allCases allocates
+            let off = layout.offsets[t]
+            profile.measureIfSet(.adamW) {
+                adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
+                            v: adamV.base + off, n: layout.counts[t], gradScale: scale, lr: opt.learningRate,
+                            beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+                            weightDecay: layout.decays[t] ? opt.weightDecay : 0, step: step, parallel: parallel)
+            }
+        }
+        return norm
+    }
+}
+
+extension TransformerBlock {
+    /// The blocks of a model, sharing one RoPE table per distinct θ.
+    static func blocks(config c: ModelConfig) -> [TransformerBlock] {
+        var tables = [Double: RotaryTable]()
+        return (0..<c.numLayers).map { l in
+            let theta = c.ropeTheta(layer: l)
+            var table: RotaryTable?
+            if c.usesRoPE {
+                table = tables[theta] ?? RotaryTable(theta: theta, headSize: c.headSize, maxSeqLen: c.maxSeqLen)
+                tables[theta] = table
+            }
+            return TransformerBlock(config: c, layer: l, rotary: table)
+        }
+    }
+}
+
+extension ModelConfig {
+    /// What the token embedding is multiplied by: √C where the model scales it (Gemma), else 1.
+    var embeddingScale: Float { scaleEmbeddings ? Float(Double(channels).squareRoot()) : 1 }
+}
+
+extension Optional where Wrapped == OpProfile {
+    /// Times `body` into the profile when there is one.
+    @inline(__always)
+    func measureIfSet(_ op: OpProfile.Op, _ body: () -> Void) {
+        if let profile = self { profile.measure(op, body) } else { body() }
+    }
+}
