@@ -7,17 +7,24 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check forward, gradients and optimizer steps against a PyTorch reference fixture.",
-        discussion: "Exits 0 only if every check holds. See reference/ for how fixtures are made.")
+        discussion: """
+            Give a fixture folder: llm.c's format for GPT-2 (model.bin, state.bin, trajectory.json, final.bin) or the \
+            generic one for any architecture (hf/, state.safetensors, trajectory.json, final/). Or give --model and \
+            --state for llm.c files kept elsewhere. Exits 0 only if every check holds. See reference/ for how \
+            fixtures are made.
+            """)
 
-    @Option(help: "Initial weights: an llm.c .bin checkpoint or a Hugging Face folder.")
-    var model: String
+    @Argument(help: "A fixture folder, in either format.")
+    var fixture: String?
+    @Option(help: "Initial weights: an llm.c .bin checkpoint or a Hugging Face folder (instead of a fixture folder).")
+    var model: String?
     @Option(help: "llm.c debug state (.bin) with the batch, logits, loss and gradients.")
-    var state: String
+    var state: String?
     @Option(help: "Optimizer trajectory (JSON) to replay on the same batch.")
     var trajectory: String?
     @Option(help: "Reference weights after the trajectory (default: final.bin beside the trajectory, if present).")
     var final: String?
-    @Option(help: "Write the weights after the last step to this .bin checkpoint.")
+    @Option(help: "Write the weights after the last step (a .bin checkpoint, or a Hugging Face folder).")
     var saveFinal: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
@@ -26,23 +33,25 @@ struct VerifyCommand: ParsableCommand {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if (fixture == nil) == (model == nil || state == nil) {
+            throw ValidationError("give a fixture folder, or --model and --state (not both)")
+        }
+        if fixture != nil && (trajectory != nil || final != nil) {
+            throw ValidationError("a fixture folder brings its own trajectory and final weights")
+        }
         if saveFinal != nil && trajectory == nil { throw ValidationError("--save-final needs --trajectory") }
     }
 
     func run() throws {
         try reportingErrors {
             try device.check()
-            let weights = try loadWeights(model)
+            let loaded = try loadFixture()
+            let (weights, st, traj, finalWeights) = (loaded.weights, loaded.state, loaded.trajectory, loaded.final)
             let c = weights.config
-            let st = try DebugState.read(state, config: c)
-            let traj = try trajectory.map(Trajectory.read)
-            if let b = traj?.batch, b.B != st.batch || b.T != st.seq {
-                throw FormatError.mismatch(path: trajectory!, reason: "batch \(b.B)x\(b.T) differs from the state's \(st.batch)x\(st.seq)")
-            }
             let net = try Transformer(weights: weights, batch: st.batch, seq: st.seq,
                                parallel: threads.map { ParallelFor(threads: $0) } ?? .allCores)
-            print("model  \(model)  (\(c), \(String(format: "%.2fM", Double(c.parameterCount) / 1e6)) parameters)")
-            print("state  \(state)  (B=\(st.batch) T=\(st.seq))")
+            print("model  \(loaded.path)  (\(c), \(String(format: "%.2fM", Double(c.parameterCount) / 1e6)) parameters)")
+            print("state  B=\(st.batch) T=\(st.seq), \(net.parallel.threads) threads")
             var allPassed = true
             func show(_ check: ParityCheck) {
                 allPassed = allPassed && check.passed
@@ -62,23 +71,39 @@ struct VerifyCommand: ParsableCommand {
                           + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
                           + (s.passed ? "OK" : "FAIL"))
                 }
-                if let finalPath = final ?? defaultFinal(beside: trajectory!) {
+                if let ref = finalWeights {
                     print("")
-                    let ref = try LLMCCheckpoint.read(finalPath)
-                    guard ref.config == c else {
-                        throw FormatError.mismatch(path: finalPath, reason: "shape \(ref.config) differs from the model's")
-                    }
                     for check in Parity.checkFinalWeights(net.weights, reference: ref, referenceGradients: st.gradients,
                                                          trajectory: traj) { show(check) }
                 }
                 if let saveFinal {
-                    try LLMCCheckpoint.write(net.weights, to: saveFinal)
+                    try saveWeights(net.weights, to: saveFinal)
                     print("wrote \(saveFinal)")
                 }
             }
             print(allPassed ? "\nall checks passed" : "\nSOME CHECKS FAILED")
             if !allPassed { throw ExitCode.failure }
         }
+    }
+
+    /// The fixture folder, or the llm.c files given one by one.
+    private func loadFixture() throws -> ParityFixture {
+        if let fixture { return try ParityFixture.load(fixture) }
+        let weights = try loadWeights(model!)
+        let st = try DebugState.read(state!, config: weights.config)
+        let traj = try trajectory.map(Trajectory.read)
+        if let b = traj?.batch, b.B != st.batch || b.T != st.seq {
+            throw FormatError.mismatch(path: trajectory!, reason: "batch \(b.B)x\(b.T) differs from the state's \(st.batch)x\(st.seq)")
+        }
+        var finalWeights: ModelWeights?
+        if let trajectory, let path = final ?? defaultFinal(beside: trajectory) {
+            let ref = try LLMCCheckpoint.read(path)
+            guard ref.config == weights.config else {
+                throw FormatError.mismatch(path: path, reason: "shape \(ref.config) differs from the model's")
+            }
+            finalWeights = ref
+        }
+        return ParityFixture(path: model!, weights: weights, state: st, trajectory: traj, final: finalWeights)
     }
 
     private func defaultFinal(beside trajectory: String) -> String? {

@@ -90,7 +90,7 @@ import Testing
                                              toPath: dir + "/config.json")
             try writeBytes(bytes, dir + "/model.safetensors")
             do {
-                _ = try HuggingFaceGPT2.read(folder: dir)
+                _ = try HuggingFaceFolder.read(folder: dir)
                 Issue.record("expected an error mentioning \(mentions)")
             } catch let error as FormatError {
                 #expect(error.description.hasPrefix(dir + "/model.safetensors"), "\(error)")
@@ -125,17 +125,17 @@ import Testing
             let path = dir + "/model.safetensors"
             try SafeTensorsFile.write(try tensors(dropping: "transformer.h.0.mlp.c_fc.bias"), to: path)
             #expect(throws: FormatError.missingTensor(path: path, name: "h.0.mlp.c_fc.bias")) {
-                try HuggingFaceGPT2.read(folder: dir)
+                try HuggingFaceFolder.read(folder: dir)
             }
             try SafeTensorsFile.write(try tensors(reshaping: "transformer.wpe.weight"), to: path)
             #expect(throws: FormatError.wrongShape(path: path, name: "wpe.weight", expected: [12, 16], found: [192])) {
-                try HuggingFaceGPT2.read(folder: dir)
+                try HuggingFaceFolder.read(folder: dir)
             }
             var extra = try tensors()
             extra.append(.init(name: "transformer.h.0.mlp.gate.weight", shape: [2], values: [1, 2]))
             try SafeTensorsFile.write(extra, to: path)
             #expect(throws: FormatError.unexpectedTensor(path: path, name: "h.0.mlp.gate.weight")) {
-                try HuggingFaceGPT2.read(folder: dir)
+                try HuggingFaceFolder.read(folder: dir)
             }
         }
     }
@@ -144,14 +144,14 @@ import Testing
         try withTemporaryDirectory { dir in
             let path = dir + "/config.json"
             try writeBytes(Array(#"{"model_type": "gpt2", "n_embd": 16, "n_head": 3, "n_layer": 1, "n_positions": 8, "vocab_size": 10}"#.utf8), path)
-            #expect(throws: FormatError.self) { try HuggingFaceGPT2.readConfig(folder: dir) }
+            #expect(throws: FormatError.self) { try HuggingFaceFolder.readConfig(folder: dir) }
             try writeBytes(Array(#"{"model_type": "llama"}"#.utf8), path)
             #expect(throws: FormatError.mismatch(path: path, reason: "model_type is llama, only gpt2 is supported")) {
-                try HuggingFaceGPT2.readConfig(folder: dir)
+                try HuggingFaceFolder.readConfig(folder: dir)
             }
             try writeBytes(Array(#"{"model_type": "gpt2", "n_head": 2}"#.utf8), path)
             #expect(throws: FormatError.malformed(path: path, reason: "missing n_positions")) {
-                try HuggingFaceGPT2.readConfig(folder: dir)
+                try HuggingFaceFolder.readConfig(folder: dir)
             }
         }
     }

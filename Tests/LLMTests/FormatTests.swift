@@ -27,8 +27,8 @@ import Testing
         try withTemporaryDirectory { dir in
             try saveWeights(try loadWeights(Fixtures.path(fixture, "model.bin")), to: dir + "/hf")
             #expect(try readBytes(dir + "/hf/model.safetensors") == Fixtures.bytes(fixture, "hf/model.safetensors"))
-            let config = try HuggingFaceGPT2.readConfig(folder: dir + "/hf")
-            #expect(config == (try HuggingFaceGPT2.readConfig(folder: Fixtures.path(fixture, "hf"))))
+            let config = try HuggingFaceFolder.readConfig(folder: dir + "/hf")
+            #expect(config == (try HuggingFaceFolder.readConfig(folder: Fixtures.path(fixture, "hf"))))
         }
     }
 
@@ -53,10 +53,10 @@ import Testing
 
     @Test func halfPrecisionSafetensorsReadAsRoundedFloat32() throws {
         let fp32 = try LLMCCheckpoint.read(Fixtures.path("odd-vocab", "model.bin")).arena.array()
-        let bf16 = try HuggingFaceGPT2.read(folder: Fixtures.path("odd-vocab", "hf-bf16")).arena.array()
+        let bf16 = try HuggingFaceFolder.read(folder: Fixtures.path("odd-vocab", "hf-bf16")).arena.array()
         #expect(bf16 == fp32.map(roundToBFloat16))
         #if arch(x86_64) || arch(arm64)
-        let fp16 = try HuggingFaceGPT2.read(folder: Fixtures.path("odd-vocab", "hf-fp16")).arena.array()
+        let fp16 = try HuggingFaceFolder.read(folder: Fixtures.path("odd-vocab", "hf-fp16")).arena.array()
         #expect(fp16 == fp32.map { Float(Float16($0)) })
         #endif
     }
@@ -65,7 +65,7 @@ import Testing
     @Test func namesWithoutPrefixAndBuffersAreAccepted() throws {
         let fixture = "odd-vocab"
         let original = try SafeTensorsFile.read(Fixtures.path(fixture, "hf/model.safetensors"))
-        let config = try HuggingFaceGPT2.readConfig(folder: Fixtures.path(fixture, "hf"))
+        let config = try HuggingFaceFolder.readConfig(folder: Fixtures.path(fixture, "hf"))
         var tensors = try original.entries.values.map {
             SafeTensorsFile.Tensor(name: String($0.name.dropFirst("transformer.".count)), shape: $0.shape,
                                    values: try original.floats($0.name))

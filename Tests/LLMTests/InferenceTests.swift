@@ -78,7 +78,7 @@ import Testing
     @Test(arguments: [true, false])
     func greedyMatchesHuggingFace(useKVCache: Bool) throws {
         let fixture = try Self.greedyFixture()
-        let generator = Generator(weights: try HuggingFaceGPT2.read(folder: Fixtures.path("deep-heads", "hf")),
+        let generator = Generator(weights: try HuggingFaceFolder.read(folder: Fixtures.path("deep-heads", "hf")),
                                   parallel: ParallelFor(threads: 2))
         #expect(generator.config.maxSeqLen == fixture.maxSeqLen)
         #expect(fixture.cases.count == 3)
@@ -96,7 +96,7 @@ import Testing
     @Test func stopTokensAndCancellingEndGeneration() throws {
         let fixture = try Self.greedyFixture()
         let c = fixture.cases[0]  // 263 eight times, then 241
-        let generator = Generator(weights: try HuggingFaceGPT2.read(folder: Fixtures.path("deep-heads", "hf")),
+        let generator = Generator(weights: try HuggingFaceFolder.read(folder: Fixtures.path("deep-heads", "hf")),
                                   parallel: ParallelFor(threads: 1))
         let stopAt = c.generated.first { $0 != c.generated[0] }!
         let stopped = try generator.generate(prompt: c.prompt, parameters: GenerateParameters(

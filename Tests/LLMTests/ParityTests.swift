@@ -29,7 +29,7 @@ import Testing
 
     @Test func hfFolderGivesTheSameForwardAsTheCheckpoint() throws {
         let fixture = "deep-heads"
-        let weights = try HuggingFaceGPT2.read(folder: Fixtures.path(fixture, "hf"))
+        let weights = try HuggingFaceFolder.read(folder: Fixtures.path(fixture, "hf"))
         let state = try DebugState.read(Fixtures.path(fixture, "state.bin"), config: weights.config)
         let model = try Transformer(weights: weights, batch: state.batch, seq: state.seq, parallel: ParallelFor(threads: 1))
         for check in try Parity.checkForwardBackward(model, state: state) { #expect(check.passed, "\(check.name)") }

@@ -5,6 +5,8 @@ import Foundation
 enum Fixtures {
     /// The committed parity fixtures (made by reference/make_all_fixtures.sh).
     static let names = ["odd-vocab", "full-context", "deep-heads", "masked-loss"]
+    /// The committed fixtures in the generic format, one per architecture (reference/make_arch_fixtures.sh).
+    static let architectureNames = ["llama-gqa", "qwen2-mqa", "gemma3-window", "nanochat-tiny"]
 
     static func path(_ name: String, _ file: String = "") -> String {
         let root = Bundle.module.resourceURL!.appendingPathComponent("Fixtures").appendingPathComponent(name)

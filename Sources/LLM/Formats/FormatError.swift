@@ -28,7 +28,7 @@ public enum FormatError: Error, Equatable, CustomStringConvertible {
         case let .inconsistentHeader(path, reason): "\(path): inconsistent header: \(reason)"
         case let .malformed(path, reason): "\(path): malformed: \(reason)"
         case let .missingTensor(path, name): "\(path): missing tensor \(name)"
-        case let .unexpectedTensor(path, name): "\(path): unexpected tensor \(name) (not a GPT-2 parameter)"
+        case let .unexpectedTensor(path, name): "\(path): unexpected tensor \(name) (not a parameter of this architecture)"
         case let .wrongShape(path, name, expected, found):
             "\(path): tensor \(name) has shape \(found), expected \(expected)"
         case let .unsupportedDType(path, name, dtype): "\(path): tensor \(name) has unsupported dtype \(dtype)"

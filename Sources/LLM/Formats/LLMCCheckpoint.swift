@@ -1,4 +1,4 @@
-// llm.c's model checkpoint: 256 × int32 header [20240326, version, maxT, V, L, NH, C, Vp], then the 16
+// llm.c's model checkpoint (GPT-2 only): 256 × int32 header [20240326, version, maxT, V, L, NH, C, Vp], then the 16
 // parameter tensors in ParameterLayout order, fp32 (version 3) or bf16 (version 5).
 
 public enum LLMCCheckpoint {
@@ -49,6 +49,9 @@ public enum LLMCCheckpoint {
     /// Writes a version 3 (fp32) checkpoint atomically.
     public static func write(_ weights: ModelWeights, to path: String) throws {
         let c = weights.config
+        guard c.architecture == .gpt2 else {
+            throw FormatError.mismatch(path: path, reason: "llm.c's .bin format holds GPT-2 only; write a \(c.architecture.rawValue) model as a Hugging Face folder (a path not ending in .bin)")
+        }
         var header = [Int32](repeating: 0, count: headerInts)
         header[0] = magic
         header[1] = 3

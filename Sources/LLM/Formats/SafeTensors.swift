@@ -86,6 +86,18 @@ public struct SafeTensorsFile {
         }
     }
 
+    /// An I32 tensor's values.
+    public func int32s(_ name: String) throws -> [Int32] {
+        guard let e = entries[name] else { throw FormatError.missingTensor(path: path, name: name) }
+        guard e.dtype == "I32" else { throw FormatError.unsupportedDType(path: path, name: name, dtype: e.dtype) }
+        return data.withUnsafeBytes { raw in
+            let base = raw.baseAddress! + e.offsets.lowerBound
+            return (0..<e.offsets.count / 4).map {
+                Int32(littleEndian: base.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self))
+            }
+        }
+    }
+
     /// One Float32 tensor to write.
     public struct Tensor {
         public let name: String

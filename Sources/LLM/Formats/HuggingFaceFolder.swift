@@ -1,0 +1,196 @@
+// Hugging Face folders (config.json + model.safetensors) to and from ModelWeights, for every architecture:
+// GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, Gemma3ForCausalLM (text) and the project's own nanochat
+// layout. One table per architecture says where each HF tensor lives in the arena (our fused q|k|v and gate|up
+// matrices take several HF tensors each); reading, writing and the parity fixtures' gradients all use it.
+import Foundation
+
+public enum HuggingFaceFolder {
+    /// Where one HF tensor lives: rows `rows` of layer `layer`'s slice of `tensor` (the whole tensor when it is
+    /// not per-layer), stored by HF with `shape`, and transposed when `transposed` (GPT-2's Conv1D (in, out)).
+    struct Placement {
+        let name: String
+        let shape: [Int]
+        let tensor: ParameterTensor
+        let layer: Int?
+        let rows: Range<Int>
+        let transposed: Bool
+    }
+
+    /// Every tensor of a model of this config, with its HF name.
+    static func placements(_ c: ModelConfig) -> [Placement] {
+        let C = c.channels, d = c.headSize, H = c.numHeads, Hkv = c.numKVHeads, F = c.hiddenSize, V = c.vocabSize
+        let layout = ParameterLayout(config: c)
+        var out = [Placement]()
+        func add(_ name: String, _ t: ParameterTensor, layer: Int? = nil, rows: Range<Int>? = nil, transposed: Bool = false) {
+            guard layout.has(t) else { return }
+            let full = t.isPerLayer ? Array(layout.shape(t).dropFirst()) : layout.shape(t)
+            let r = rows ?? 0..<full[0]
+            let shape = full.count == 1 ? [r.count] : transposed ? [full[1], r.count] : [r.count, full[1]]
+            out.append(Placement(name: name, shape: shape, tensor: t, layer: layer, rows: r, transposed: transposed))
+        }
+        if c.architecture == .gpt2 {
+            add("transformer.wte.weight", .wte, rows: 0..<V)
+            add("transformer.wpe.weight", .wpe)
+            for l in 0..<c.numLayers {
+                let p = "transformer.h.\(l)."
+                add(p + "ln_1.weight", .ln1w, layer: l); add(p + "ln_1.bias", .ln1b, layer: l)
+                add(p + "attn.c_attn.weight", .qkvw, layer: l, transposed: true)
+                add(p + "attn.c_attn.bias", .qkvb, layer: l)
+                add(p + "attn.c_proj.weight", .attprojw, layer: l, transposed: true)
+                add(p + "attn.c_proj.bias", .attprojb, layer: l)
+                add(p + "ln_2.weight", .ln2w, layer: l); add(p + "ln_2.bias", .ln2b, layer: l)
+                add(p + "mlp.c_fc.weight", .fcw, layer: l, transposed: true); add(p + "mlp.c_fc.bias", .fcb, layer: l)
+                add(p + "mlp.c_proj.weight", .fcprojw, layer: l, transposed: true)
+                add(p + "mlp.c_proj.bias", .fcprojb, layer: l)
+            }
+            add("transformer.ln_f.weight", .lnfw); add("transformer.ln_f.bias", .lnfb)
+            return out
+        }
+        add("model.embed_tokens.weight", .wte, rows: 0..<V)
+        let gemma = c.architecture == .gemma3
+        for l in 0..<c.numLayers {
+            let p = "model.layers.\(l)."
+            add(p + "input_layernorm.weight", .ln1w, layer: l)
+            let (q, k, v) = (0..<H * d, H * d..<(H + Hkv) * d, (H + Hkv) * d..<(H + 2 * Hkv) * d)
+            for (proj, rows) in [("q", q), ("k", k), ("v", v)] {
+                add(p + "self_attn.\(proj)_proj.weight", .qkvw, layer: l, rows: rows)
+                add(p + "self_attn.\(proj)_proj.bias", .qkvb, layer: l, rows: rows)
+            }
+            add(p + "self_attn.q_norm.weight", .qNormw, layer: l)
+            add(p + "self_attn.k_norm.weight", .kNormw, layer: l)
+            add(p + "self_attn.o_proj.weight", .attprojw, layer: l)
+            add(p + "self_attn.o_proj.bias", .attprojb, layer: l)
+            if gemma {
+                add(p + "post_attention_layernorm.weight", .postAttnNormw, layer: l)
+                add(p + "pre_feedforward_layernorm.weight", .ln2w, layer: l)
+                add(p + "post_feedforward_layernorm.weight", .postMLPNormw, layer: l)
+            } else {
+                add(p + "post_attention_layernorm.weight", .ln2w, layer: l)
+            }
+            if c.activation.isGated {
+                for (proj, rows) in [("gate", 0..<F), ("up", F..<2 * F)] {
+                    add(p + "mlp.\(proj)_proj.weight", .fcw, layer: l, rows: rows)
+                    add(p + "mlp.\(proj)_proj.bias", .fcb, layer: l, rows: rows)
+                }
+            } else {
+                add(p + "mlp.up_proj.weight", .fcw, layer: l)
+                add(p + "mlp.up_proj.bias", .fcb, layer: l)
+            }
+            add(p + "mlp.down_proj.weight", .fcprojw, layer: l)
+            add(p + "mlp.down_proj.bias", .fcprojb, layer: l)
+        }
+        add("model.norm.weight", .lnfw)
+        add("lm_head.weight", .lmHead, rows: 0..<V)
+        return out
+    }
+
+    // MARK: - Reading
+
+    /// Reads the model config from `folder/config.json`.
+    public static func readConfig(folder: String) throws -> ModelConfig {
+        try HuggingFaceConfig.read(folder + "/config.json")
+    }
+
+    /// Reads `folder` (config.json + model.safetensors; F32, F16 or BF16 tensors) into fp32 weights.
+    public static func read(folder: String) throws -> ModelWeights {
+        let config = try readConfig(folder: folder)
+        let path = folder + "/model.safetensors"
+        if !FileManager.default.fileExists(atPath: path),
+           FileManager.default.fileExists(atPath: folder + "/model.safetensors.index.json") {
+            throw FormatError.unreadable(path: path, reason: "sharded checkpoints are not supported; merge the shards into one model.safetensors")
+        }
+        let weights = ModelWeights(config: config)
+        try fill(weights, from: try SafeTensorsFile.read(path), prefix: "")
+        return weights
+    }
+
+    /// Copies the tensors named `prefix` + each placement's name from `file` into `weights`' arena. GPT-2's names
+    /// may lack their `transformer.` prefix; its attention-mask buffers and a stored copy of a tied LM head are
+    /// skipped; any other tensor the table does not name is an error.
+    static func fill(_ weights: ModelWeights, from file: SafeTensorsFile, prefix: String) throws {
+        let c = weights.config, layout = weights.layout, path = file.path
+        var byName = [String: SafeTensorsFile.Entry]()
+        for (name, entry) in file.entries where name.hasPrefix(prefix) {
+            var short = String(name.dropFirst(prefix.count))
+            if c.architecture == .gpt2 {
+                if !short.hasPrefix("transformer.") && short != "lm_head.weight" { short = "transformer." + short }
+                if short.hasSuffix(".attn.bias") || short.hasSuffix(".attn.masked_bias") { continue }
+            }
+            if c.tiedEmbeddings && short == "lm_head.weight" { continue }
+            byName[short] = entry
+        }
+        var used = Set<String>()
+        for p in placements(c) {
+            guard let e = byName[p.name] else { throw FormatError.missingTensor(path: path, name: prefix + p.name) }
+            guard e.shape == p.shape else {
+                throw FormatError.wrongShape(path: path, name: prefix + p.name, expected: p.shape, found: e.shape)
+            }
+            used.insert(p.name)
+            var values = try file.floats(e.name)
+            if p.transposed { values = transpose(values, rows: p.shape[0], cols: p.shape[1]) }
+            let shape = layout.shape(p.tensor), perLayer = layout.count(p.tensor) / (p.tensor.isPerLayer ? shape[0] : 1)
+            let rowLength = shape.count - (p.tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
+            let start = layout.offset(p.tensor) + (p.layer ?? 0) * perLayer + p.rows.lowerBound * rowLength
+            weights.arena.withMutableBuffer(start..<start + values.count) { _ = $0.update(fromContentsOf: values) }
+        }
+        if let extra = byName.keys.filter({ !used.contains($0) }).sorted().first {
+            throw FormatError.unexpectedTensor(path: path, name: prefix + extra)
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Writes `folder/config.json` and `folder/model.safetensors` with the names transformers uses for the
+    /// architecture, each atomically; creates the folder if needed.
+    public static func write(_ weights: ModelWeights, to folder: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw FormatError.writeFailed(path: folder, reason: "cannot create the folder (\(error.localizedDescription))")
+        }
+        let config = try HuggingFaceConfig.json(weights.config, path: folder + "/config.json")
+        try SafeTensorsFile.write(tensors(weights), to: folder + "/model.safetensors")
+        try writeFileAtomically(folder + "/config.json") { try $0.write(Array(config.utf8)) }
+    }
+
+    /// The weights (or gradients laid out like them) as HF-named tensors, each `prefix` + its name.
+    static func tensors(_ weights: ModelWeights, prefix: String = "") -> [SafeTensorsFile.Tensor] {
+        let layout = weights.layout
+        return placements(weights.config).map { p in
+            let shape = layout.shape(p.tensor), perLayer = layout.count(p.tensor) / (p.tensor.isPerLayer ? shape[0] : 1)
+            let rowLength = shape.count - (p.tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
+            let start = layout.offset(p.tensor) + (p.layer ?? 0) * perLayer + p.rows.lowerBound * rowLength
+            var values = weights.arena.array(start..<start + p.rows.count * rowLength)
+            if p.transposed { values = transpose(values, rows: p.shape[1], cols: p.shape[0]) }
+            return SafeTensorsFile.Tensor(name: prefix + p.name, shape: p.shape, values: values)
+        }
+    }
+
+    /// (rows, cols) row-major → (cols, rows) row-major.
+    static func transpose(_ m: [Float], rows: Int, cols: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: m.count)
+        for r in 0..<rows {
+            for c in 0..<cols { out[c * rows + r] = m[r * cols + c] }
+        }
+        return out
+    }
+}
+
+/// Reads weights from an llm.c `.bin` file or a Hugging Face folder, chosen by what the path is.
+public func loadWeights(_ path: String) throws -> ModelWeights {
+    var isDir: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+        return try HuggingFaceFolder.read(folder: path)
+    }
+    return try LLMCCheckpoint.read(path)
+}
+
+/// Writes weights as an llm.c `.bin` file (a path ending in `.bin`; GPT-2 only) or a Hugging Face folder
+/// (anything else).
+public func saveWeights(_ weights: ModelWeights, to path: String) throws {
+    if path.hasSuffix(".bin") {
+        try LLMCCheckpoint.write(weights, to: path)
+    } else {
+        try HuggingFaceFolder.write(weights, to: path)
+    }
+}
