@@ -42,7 +42,7 @@ struct RunOptions: ParsableArguments {
         try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
         progress.finish()
         print("run: \(trainer.run.path)")
-        if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath)") }
+        if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath(for: trainer.config.model))") }
         if let last = progress.lastEval {
             print(String(format: "step %d: val loss %.4f%@", last.step, last.loss,
                          last.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? ""))

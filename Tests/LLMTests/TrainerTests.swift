@@ -75,7 +75,8 @@ import Testing
             }
         }
 
-        func newRun(_ name: String, steps: Int = 9, accumulate: Bool = true) throws -> Trainer {
+        func newRun(_ name: String, steps: Int = 9, accumulate: Bool = true,
+                    model: ModelConfig? = nil) throws -> Trainer {
             var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
             t.batch = 2
             t.seq = 8
@@ -88,7 +89,7 @@ import Testing
             t.sampleTokens = 5
             t.checkpointEvery = 3
             t.keepCheckpoints = 5
-            return try NewRun(runDirectory: dir + "/" + name, model: .fresh(try .gpt2(maxSeqLen: 16, vocabSize: 1, numLayers: 1, numHeads: 2, channels: 16)),
+            return try NewRun(runDirectory: dir + "/" + name, model: .fresh(try model ?? .gpt2(maxSeqLen: 16, vocabSize: 1, numLayers: 1, numHeads: 2, channels: 16)),
                               tokenizer: .file(tokenizerPath), input: nil, trainShards: dir + "/d_train_*.bin",
                               valShards: dir + "/d_val_*.bin", training: t).start(parallel: ParallelFor(threads: 1))
         }
@@ -106,6 +107,24 @@ import Testing
             }
         }
         return out
+    }
+
+    /// Llama and nanochat runs (their weights in Hugging Face folders) resume as exactly as GPT-2's.
+    @Test(arguments: [Architecture.llama, .nanochat])
+    func resumedRunsAreBitIdenticalForEveryArchitecture(arch: Architecture) throws {
+        let model = arch == .llama
+            ? try ModelPreset.llama(layers: 2, heads: 2, channels: 16, kvHeads: 1, vocabSize: 1, maxSeqLen: 16)
+            : try ModelPreset.nanochat(depth: 1, vocabSize: 1, maxSeqLen: 16)
+        try withTemporaryDirectory { dir in
+            let setup = try Setup(dir)
+            let whole = try trace(try setup.newRun("whole", steps: 6, model: model))
+            let first = try trace(try setup.newRun("split", steps: 6, model: model), stopAfter: 3)
+            let rest = try trace(try Trainer.resume(run: RunDirectory(dir + "/split"), parallel: ParallelFor(threads: 2)))
+            #expect(first + rest.filter { !$0.hasPrefix("0 ") } == whole)
+            let run = RunDirectory(dir + "/split")
+            #expect(try run.latestWeightsPath() == dir + "/split/model")
+            #expect(try loadWeights(try run.latestWeightsPath()).config.architecture == arch)
+        }
     }
 
     @Test func resumedRunsAreBitIdentical() throws {
@@ -133,7 +152,7 @@ import Testing
             // The log was cut back to step 3 on resume, then continued: one train record per step.
             let trainSteps = try RunLog.read(run.logPath).filter { $0.kind == .train }.map(\.step)
             #expect(trainSteps == Array(1...9))
-            #expect(FileManager.default.fileExists(atPath: run.finalModelPath))
+            #expect(FileManager.default.fileExists(atPath: run.finalModelPath(for: again.config.model)))
         }
     }
 

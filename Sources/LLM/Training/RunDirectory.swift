@@ -2,8 +2,9 @@
 //   RUN/config.json                   model shape, training config, where the weights came from
 //   RUN/log.jsonl                     one JSON line per step, eval and sample (RunLog)
 //   RUN/loss.svg                      the loss curve, redrawn at each eval (LossPlot)
-//   RUN/checkpoints/step_000100/      model.bin (llm.c), optimizer.bin (AdamW moments), state.json
-//   RUN/model.bin                     the final weights
+//   RUN/checkpoints/step_000100/      the weights, optimizer.bin (AdamW moments), state.json
+//   RUN/model.bin or RUN/model/       the final weights
+// Weights are an llm.c model.bin for GPT-2 and a Hugging Face folder model/ for the other architectures.
 // A checkpoint is written into checkpoints/.tmp-… and renamed into place whole, so every step_* folder is
 // complete; a run killed mid-write leaves only a .tmp- folder, which resume removes.
 import Foundation
@@ -31,7 +32,20 @@ public struct RunDirectory: Sendable {
     public var configPath: String { path + "/config.json" }
     public var logPath: String { path + "/log.jsonl" }
     public var checkpointsPath: String { path + "/checkpoints" }
-    public var finalModelPath: String { path + "/model.bin" }
+    /// The final weights of a run of this architecture.
+    public func finalModelPath(for config: ModelConfig) -> String { path + "/" + Self.weightsName(config) }
+
+    /// The weights' name inside a run or checkpoint folder: llm.c's model.bin for GPT-2, a Hugging Face folder
+    /// for the others.
+    static func weightsName(_ config: ModelConfig) -> String { config.architecture == .gpt2 ? "model.bin" : "model" }
+
+    /// The weights inside `folder` (the run itself or a checkpoint), in whichever form they are.
+    static func weightsPath(in folder: String) -> String? {
+        for name in ["model.bin", "model"] where FileManager.default.fileExists(atPath: folder + "/" + name) {
+            return folder + "/" + name
+        }
+        return nil
+    }
 
     /// A path from config.json: absolute as is, otherwise relative to the run directory.
     public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : path + "/" + p }
@@ -57,11 +71,13 @@ public struct RunDirectory: Sendable {
         (try? RunDirectory(path).readConfig()) != nil
     }
 
-    /// The run's newest weights: model.bin once training finished, otherwise the latest checkpoint's.
+    /// The run's newest weights: the final ones once training finished, otherwise the latest checkpoint's.
     public func latestWeightsPath() throws -> String {
-        if FileManager.default.fileExists(atPath: finalModelPath) { return finalModelPath }
-        guard let latest = checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: path) }
-        return latest.path + "/model.bin"
+        if let final = Self.weightsPath(in: path) { return final }
+        guard let latest = checkpoints().last, let weights = Self.weightsPath(in: latest.path) else {
+            throw TrainingError.noCheckpoint(runDirectory: path)
+        }
+        return weights
     }
 
     /// Complete checkpoints, oldest first, as (step, folder).
@@ -88,7 +104,7 @@ public struct RunDirectory: Sendable {
         let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        try LLMCCheckpoint.write(model.weights, to: tmp + "/model.bin")
+        try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
         try model.writeOptimizerState(to: tmp + "/optimizer.bin")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -75,9 +75,12 @@ public final class Trainer {
         let config = try run.readConfig()
         run.removeIncompleteCheckpoints()
         guard let latest = run.checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: run.path) }
-        let weights = try LLMCCheckpoint.read(latest.path + "/model.bin")
+        guard let weightsPath = RunDirectory.weightsPath(in: latest.path) else {
+            throw FormatError.unreadable(path: latest.path, reason: "the checkpoint holds no weights")
+        }
+        let weights = try loadWeights(weightsPath)
         guard weights.config == config.model else {
-            throw TrainingError.shapeMismatch("\(latest.path)/model.bin: shape \(weights.config) differs from config.json's \(config.model)")
+            throw TrainingError.shapeMismatch("\(weightsPath): shape \(weights.config) differs from config.json's \(config.model)")
         }
         let tokenizer = try loadTokenizer(config.training.tokenizer, run: run)
         return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
@@ -181,7 +184,7 @@ public final class Trainer {
                 observer(.checkpoint(step: step, path: run.checkpoints().last!.path))
             }
         }
-        if step == training.steps { try LLMCCheckpoint.write(model.weights, to: run.finalModelPath) }
+        if step == training.steps { try saveWeights(model.weights, to: run.finalModelPath(for: config.model)) }
     }
 
     private func report(_ e: EvalReport, _ observer: (TrainingEvent) -> Void) throws {
