@@ -1,11 +1,11 @@
-// `llm convert`: between llm.c .bin checkpoints and Hugging Face GPT-2 folders.
+// `llm convert`: between llm.c .bin checkpoints (GPT-2) and Hugging Face folders (every architecture).
 import ArgumentParser
 import LLM
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert GPT-2 weights between an llm.c .bin checkpoint and a Hugging Face folder.",
+        abstract: "Convert weights between an llm.c .bin checkpoint (GPT-2 only) and a Hugging Face folder.",
         discussion: """
             The format follows the path: a file ending in .bin is an llm.c checkpoint (version 3 fp32 or \
             5 bf16 on input, version 3 on output); anything else is a Hugging Face folder with config.json and \

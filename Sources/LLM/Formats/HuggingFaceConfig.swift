@@ -189,6 +189,8 @@ enum HuggingFaceConfig {
     static func json(_ c: ModelConfig, path: String) throws -> String {
         func fail(_ why: String) -> FormatError { .mismatch(path: path, reason: "cannot write a \(c.architecture.rawValue) config: \(why)") }
         func number(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? String(format: "%.1f", x) : "\(x)" }
+        // transformers types query_pre_attn_scalar as an int when it is one.
+        func scalar(_ x: Double) -> String { x == x.rounded() && abs(x) < 1e15 ? "\(Int(x))" : "\(x)" }
         var fields: [(String, String)]
         if c.architecture == .gpt2 {
             // GPT-2's <|endoftext|> (50256) is its bos/eos token; a smaller vocabulary has none (null, not
@@ -238,7 +240,7 @@ enum HuggingFaceConfig {
                 fields += [
                     ("architectures", "[\"Gemma3ForCausalLM\"]"), ("model_type", "\"gemma3_text\""),
                     ("attention_bias", "\(c.qkvBias)"), ("hidden_activation", "\"gelu_pytorch_tanh\""),
-                    ("query_pre_attn_scalar", number(c.queryPreAttentionScalar ?? Double(c.headSize))),
+                    ("query_pre_attn_scalar", scalar(c.queryPreAttentionScalar ?? Double(c.headSize))),
                     ("final_logit_softcapping", c.logitSoftcap.map(number) ?? "null"),
                     ("attn_logit_softcapping", "null"),
                     ("sliding_window", c.slidingWindow > 0 ? "\(c.slidingWindow)" : "null"),

@@ -98,20 +98,29 @@ public struct SafeTensorsFile {
         }
     }
 
-    /// One Float32 tensor to write.
+    /// One tensor to write: Float32 values, or Int32 ones (token ids).
     public struct Tensor {
         public let name: String
         public let shape: [Int]
         public let values: [Float]
+        public let ints: [Int32]?
         public init(name: String, shape: [Int], values: [Float]) {
             precondition(shape.reduce(1, *) == values.count, "\(name): shape \(shape) for \(values.count) values")
             self.name = name
             self.shape = shape
             self.values = values
+            ints = nil
+        }
+        public init(name: String, shape: [Int], ints: [Int32]) {
+            precondition(shape.reduce(1, *) == ints.count, "\(name): shape \(shape) for \(ints.count) values")
+            self.name = name
+            self.shape = shape
+            values = []
+            self.ints = ints
         }
     }
 
-    /// Writes Float32 tensors atomically, laid out as the reference `safetensors` library does: compact JSON
+    /// Writes F32 (and I32) tensors atomically, laid out as the reference `safetensors` library does: compact JSON
     /// with `__metadata__` first and tensors sorted by name, padded with spaces to a multiple of 8 bytes.
     public static func write(_ tensors: [Tensor], metadata: [String: String] = ["format": "pt"], to path: String) throws {
         let sorted = tensors.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
@@ -123,9 +132,9 @@ public struct SafeTensorsFile {
         }
         var offset = 0
         for t in sorted {
-            let bytes = t.values.count * 4
+            let bytes = (t.ints?.count ?? t.values.count) * 4
             let shape = t.shape.map(String.init).joined(separator: ",")
-            parts.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            parts.append("\(jsonString(t.name)):{\"dtype\":\"\(t.ints == nil ? "F32" : "I32")\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         json += parts.joined(separator: ",") + "}"
@@ -136,7 +145,11 @@ public struct SafeTensorsFile {
         try writeFileAtomically(path) { out in
             try out.write(lengthBytes)
             try out.write(header)
-            for t in sorted { try t.values.withUnsafeBufferPointer { try out.write(floats: $0) } }
+            for t in sorted {
+                if let ints = t.ints { try out.write(int32s: ints) } else {
+                    try t.values.withUnsafeBufferPointer { try out.write(floats: $0) }
+                }
+            }
         }
     }
 

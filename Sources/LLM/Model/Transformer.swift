@@ -197,8 +197,7 @@ public final class Transformer {
         }
         for l in 0..<L {
             let a = blockBuffers(acts, layer: l)
-            let preatt = act(.preatt) + actLayout.offset(.preatt, layer: l) - actLayout.offset(.preatt)
-            let att = act(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
+            let preatt = acts.base + actLayout.offset(.preatt, layer: l), att = acts.base + actLayout.offset(.att, layer: l)
             let block = blocks[l]
             block.forward(a, weights: LayerTensors(weights.arena.base, weights.layout, layer: l), N: N,
                           positions: positions, decoding: false, backend: backend) { atty, qkvAttn in
@@ -259,9 +258,9 @@ public final class Transformer {
         for i in 0..<L {  // (a plain range: a reversed one allocates in debug builds)
             let l = L - 1 - i
             let a = blockBuffers(acts, layer: l), g = blockBuffers(gradActs, layer: l)
-            let att = act(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
-            let datt = dact(.att) + actLayout.offset(.att, layer: l) - actLayout.offset(.att)
-            let dpreatt = dact(.preatt) + actLayout.offset(.preatt, layer: l) - actLayout.offset(.preatt)
+            let att = acts.base + actLayout.offset(.att, layer: l)
+            let datt = gradActs.base + actLayout.offset(.att, layer: l)
+            let dpreatt = gradActs.base + actLayout.offset(.preatt, layer: l)
             let block = blocks[l]
             block.backward(a, g, weights: LayerTensors(weights.arena.base, weights.layout, layer: l),
                            gradients: LayerTensors(grads.base, weights.layout, layer: l), N: N, positions: positions,
