@@ -102,8 +102,8 @@ struct BenchCommand: ParsableCommand {
 /// The model's four linear layers and its LM head at N = B·T rows: forward and backward GFLOP/s.
 private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: ParallelFor) {
     let C = c.channels
-    let shapes = [("qkv", C, 3 * C), ("attproj", C, C), ("fc", C, 4 * C), ("fcproj", 4 * C, C),
-                  ("lm head", C, c.paddedVocabSize)]
+    let shapes = [("qkv", C, c.qkvWidth), ("attproj", c.attentionWidth, C), ("fc", C, c.fcWidth),
+                  ("fcproj", c.hiddenSize, C), ("lm head", C, c.paddedVocabSize)]
     print("matmul shapes at N=\(N), \(parallel.threads) threads (forward: 2·N·C·OC FLOPs; backward: 4·N·C·OC)")
     var flops = 0.0, seconds = 0.0
     for (name, inC, outC) in shapes {

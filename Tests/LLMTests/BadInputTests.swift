@@ -124,17 +124,17 @@ import Testing
                                              toPath: dir + "/config.json")
             let path = dir + "/model.safetensors"
             try SafeTensorsFile.write(try tensors(dropping: "transformer.h.0.mlp.c_fc.bias"), to: path)
-            #expect(throws: FormatError.missingTensor(path: path, name: "h.0.mlp.c_fc.bias")) {
+            #expect(throws: FormatError.missingTensor(path: path, name: "transformer.h.0.mlp.c_fc.bias")) {
                 try HuggingFaceFolder.read(folder: dir)
             }
             try SafeTensorsFile.write(try tensors(reshaping: "transformer.wpe.weight"), to: path)
-            #expect(throws: FormatError.wrongShape(path: path, name: "wpe.weight", expected: [12, 16], found: [192])) {
+            #expect(throws: FormatError.wrongShape(path: path, name: "transformer.wpe.weight", expected: [12, 16], found: [192])) {
                 try HuggingFaceFolder.read(folder: dir)
             }
             var extra = try tensors()
             extra.append(.init(name: "transformer.h.0.mlp.gate.weight", shape: [2], values: [1, 2]))
             try SafeTensorsFile.write(extra, to: path)
-            #expect(throws: FormatError.unexpectedTensor(path: path, name: "h.0.mlp.gate.weight")) {
+            #expect(throws: FormatError.unexpectedTensor(path: path, name: "transformer.h.0.mlp.gate.weight")) {
                 try HuggingFaceFolder.read(folder: dir)
             }
         }
@@ -145,10 +145,33 @@ import Testing
             let path = dir + "/config.json"
             try writeBytes(Array(#"{"model_type": "gpt2", "n_embd": 16, "n_head": 3, "n_layer": 1, "n_positions": 8, "vocab_size": 10}"#.utf8), path)
             #expect(throws: FormatError.self) { try HuggingFaceFolder.readConfig(folder: dir) }
-            try writeBytes(Array(#"{"model_type": "llama"}"#.utf8), path)
-            #expect(throws: FormatError.mismatch(path: path, reason: "model_type is llama, only gpt2 is supported")) {
+            try writeBytes(Array(#"{"model_type": "mixtral"}"#.utf8), path)
+            #expect(throws: FormatError.mismatch(path: path, reason: "model_type mixtral is not supported (supported: gpt2, llama, qwen2, gemma3_text, nanochat)")) {
                 try HuggingFaceFolder.readConfig(folder: dir)
             }
+            try writeBytes(Array(#"{"model_type": "llama"}"#.utf8), path)
+            #expect(throws: FormatError.malformed(path: path, reason: "missing hidden_size")) {
+                try HuggingFaceFolder.readConfig(folder: dir)
+            }
+            // Fields the engine cannot honour are named, never ignored.
+            let llama = #""model_type": "llama", "hidden_size": 16, "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 32, "max_position_embeddings": 8, "vocab_size": 10"#
+            for (extra, field) in [(#""rope_scaling": {"rope_type": "llama3", "factor": 8.0}"#, "rope_scaling"),
+                                   (#""num_local_experts": 8"#, "num_local_experts"),
+                                   (#""hidden_act": "gelu""#, "hidden_act"),
+                                   (#""rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0}"#, "rope_parameters.rope_type")] {
+                try writeBytes(Array("{\(llama), \(extra)}".utf8), path)
+                do {
+                    _ = try HuggingFaceFolder.readConfig(folder: dir)
+                    Issue.record("\(field) was accepted")
+                } catch let error as FormatError {
+                    #expect("\(error)".contains(field), "\(error)")
+                }
+            }
+            try writeBytes(Array("{\(llama), \"num_key_value_heads\": 3}".utf8), path)
+            #expect(throws: FormatError.self) { try HuggingFaceFolder.readConfig(folder: dir) }
+            try writeBytes(Array("{\(llama)}".utf8), path)
+            let config = try HuggingFaceFolder.readConfig(folder: dir)
+            #expect(config.architecture == .llama && config.ropeTheta == 10_000 && !config.tiedEmbeddings)
             try writeBytes(Array(#"{"model_type": "gpt2", "n_head": 2}"#.utf8), path)
             #expect(throws: FormatError.malformed(path: path, reason: "missing n_positions")) {
                 try HuggingFaceFolder.readConfig(folder: dir)

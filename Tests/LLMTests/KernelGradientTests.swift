@@ -13,65 +13,6 @@ import Testing
 /// The kernels under test run split over 3 threads, so the chunk boundaries get exercised too.
 private let parallel = ParallelFor(threads: 3)
 
-/// `count` seeded normal samples with the given mean and standard deviation.
-private func gaussians(_ count: Int, _ rng: inout SplitMix64, std: Double = 1, mean: Double = 0) -> [Float] {
-    (0..<count).map { _ in Float(mean + std * rng.nextGaussian()) }
-}
-
-private func doubles(_ x: [Float]) -> [Double] { x.map(Double.init) }
-
-/// Σ g ⊙ y. Its gradient with respect to y is g, so a backward kernel run with dout = g must return the
-/// gradient of this scalar with respect to the forward's inputs.
-private func weightedSum(_ g: [Float], _ y: [Double]) -> Double {
-    zip(g, y).reduce(0) { $0 + Double($1.0) * $1.1 }
-}
-
-/// Central differences (f(x + h·eᵢ) - f(x - h·eᵢ)) / 2h for every coordinate i of x. In Double with
-/// h = 1e-5 both the truncation error (~h²·f''') and the rounding error (~1e-16·|f|/h) are around 1e-10,
-/// four orders below the Float kernels' own error, so the result serves as the exact gradient.
-private func numericGradient(at x: [Double], h: Double = 1e-5, _ f: ([Double]) -> Double) -> [Double] {
-    var x = x
-    var gradient = [Double](repeating: 0, count: x.count)
-    for i in x.indices {
-        let saved = x[i]
-        x[i] = saved + h
-        let up = f(x)
-        x[i] = saved - h
-        let down = f(x)
-        x[i] = saved
-        gradient[i] = (up - down) / (2 * h)
-    }
-    return gradient
-}
-
-/// Checks max |actual - expected| ≤ relative · max|expected| + absolute.
-///
-/// Float kernels against Double references differ by rounding alone: ~1e-7 relative per operation, and at
-/// most 2e-7 of the largest value in any check of this file. The default 1e-4 leaves a 500× margin over
-/// that, yet any real mistake (a sign, a missing term, a wrong scale, a transposed index) moves some entry
-/// by a sizeable fraction of the largest gradient, 1000× over the bound. The absolute floor only matters
-/// for all-zero references.
-private func expectClose(_ actual: [Float], _ expected: [Double], relative: Double = 1e-4, absolute: Double = 1e-6,
-                         _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(actual.count == expected.count, "\(what): \(actual.count) values, expected \(expected.count)",
-            sourceLocation: sourceLocation)
-    let scale = expected.reduce(0) { max($0, abs($1)) }
-    let error = zip(actual, expected).reduce(0) { max($0, abs(Double($1.0) - $1.1)) }
-    let bound = relative * scale + absolute
-    #expect(error <= bound, "\(what): max |Δ| \(error) > \(bound) (max |reference| \(scale))",
-            sourceLocation: sourceLocation)
-}
-
-/// Backward kernels add into their gradient outputs: running `backward` again on its own result must double
-/// it. `backward` takes the gradient buffers' starting contents and returns them after one call.
-private func expectAccumulates(_ once: [[Float]], _ backward: ([[Float]]) -> [[Float]],
-                               sourceLocation: SourceLocation = #_sourceLocation) {
-    for (i, (first, twice)) in zip(once, backward(once)).enumerated() {
-        expectClose(twice, first.map { 2 * Double($0) }, relative: 1e-5, absolute: 0,
-                    "gradient \(i) after two backward calls", sourceLocation: sourceLocation)
-    }
-}
-
 // MARK: - Double references, from the math
 
 private func encoderReference(tokens: [Int32], wte: [Double], wpe: [Double], T: Int, C: Int) -> [Double] {

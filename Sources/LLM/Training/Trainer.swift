@@ -229,10 +229,10 @@ public final class Trainer {
                           milliseconds: ms, tokens: tokens, flops: flopsPerToken * Double(tokens), skipped: skipped)
     }
 
-    /// Model FLOPs per trained token: 6 per parameter (forward and backward) plus attention's 12·L·C·T.
+    /// Model FLOPs per trained token: 6 per parameter (forward and backward) plus attention's 12·L·(H·d)·T.
     public var flopsPerToken: Double {
         let c = config.model
-        return 6 * Double(c.parameterCount) + 12 * Double(c.numLayers * c.channels * training.seq)
+        return 6 * Double(c.parameterCount) + 12 * Double(c.numLayers * c.attentionWidth * training.seq)
     }
 
     /// Mean validation loss over the first `evalBatches` batches of the val shards, and bits per byte.
