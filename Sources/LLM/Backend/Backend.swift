@@ -44,6 +44,11 @@ protocol Backend: AnyObject {
     /// New positions t0..<t0+n of one sequence against its key/value cache (generation).
     func cachedAttention(out: Buffer, kCache: Buffer, vCache: Buffer, scores: Buffer, qkv: Buffer, t0: Int, n: Int,
                          shape: AttentionShape, maxT: Int)
+    /// A decode step's attention: row i (of `rows`) is one new position, positions[i], of the sequence whose cache
+    /// starts at kCache/vCache + slots[i]·slotStride. scores holds (H, maxT) per row.
+    func decodeAttention(out: Buffer, kCache: Buffer, vCache: Buffer, slotStride: Int, scores: Buffer, qkv: Buffer,
+                         slots: UnsafePointer<Int>, positions: UnsafePointer<Int32>, rows: Int, shape: AttentionShape,
+                         maxT: Int)
 
     /// The MLP's activation: inp (N, F or 2F) → out (N, F).
     func activation(out: Buffer, inp: Buffer, kind: MLPActivation, N: Int, F: Int)

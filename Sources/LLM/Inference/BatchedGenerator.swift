@@ -208,24 +208,16 @@ final class BatchedGenerator {
     /// the logits holds what comes after it. The linear layers run over all rows at once.
     func decode(rows count: Int) {
         precondition(count >= 1 && count <= slots, "a decode step runs 1...\(slots) rows, not \(count)")
-        let c = config, T = c.maxSeqLen, p = parallel
+        let c = config
         embed(rows: count)
         for l in 0..<c.numLayers {
-            let shape = blocks[l].attentionShape
+            let shape = blocks[l].attentionShape, cache = caches(slot: 0, layer: l)
+            // Slot s's caches of layer l start s·L·perLayer floats after slot 0's.
+            let slotStride = c.numLayers * c.numKVHeads * c.maxSeqLen * c.headSize
             layer(l, rows: count, decoding: true) { atty, qkv in
-                // Each row attends over its own slot's cache. With enough rows threads take whole rows, else
-                // they split each row's heads; either way a head's arithmetic is attentionCachedForward's.
-                let split = count >= p.threads
-                let perRow = split ? ParallelFor(threads: 1) : p
-                (split ? p : ParallelFor(threads: 1))(count) { rows in
-                    for i in rows {
-                        let cache = caches(slot: rowSlots[i], layer: l)
-                        attentionCachedForward(out: atty + i * shape.outWidth, kCache: cache.k, vCache: cache.v,
-                                               scores: buffer(.scores) + i * shape.heads * T,
-                                               qkv: qkv + i * shape.qkvWidth, t0: Int(positions[i]), n: 1,
-                                               shape: shape, maxT: T, parallel: perRow)
-                    }
-                }
+                backend.decodeAttention(out: atty, kCache: cache.k, vCache: cache.v, slotStride: slotStride,
+                                        scores: buffer(.scores), qkv: qkv, slots: rowSlots, positions: positions,
+                                        rows: count, shape: shape, maxT: c.maxSeqLen)
             }
         }
         head(lastRows: count, of: count, decoding: true)

@@ -119,6 +119,26 @@ final class CPUBackend: Backend {
         }
     }
 
+    /// With enough rows, threads take whole rows; else they split each row's heads. Either way a head's arithmetic
+    /// is attentionCachedForward's, so a row's result does not depend on the others or on the split.
+    func decodeAttention(out: Buffer, kCache: Buffer, vCache: Buffer, slotStride: Int, scores: Buffer, qkv: Buffer,
+                         slots: UnsafePointer<Int>, positions: UnsafePointer<Int32>, rows: Int, shape: AttentionShape,
+                         maxT: Int) {
+        timed(.attention) {
+            let split = rows >= parallel.threads
+            let perRow = split ? ParallelFor(threads: 1) : parallel
+            (split ? parallel : ParallelFor(threads: 1))(rows) { range in
+                for i in range {
+                    let cache = slots[i] * slotStride
+                    attentionCachedForward(out: out + i * shape.outWidth, kCache: kCache + cache,
+                                           vCache: vCache + cache, scores: scores + i * shape.heads * maxT,
+                                           qkv: qkv + i * shape.qkvWidth, t0: Int(positions[i]), n: 1, shape: shape,
+                                           maxT: maxT, parallel: perRow)
+                }
+            }
+        }
+    }
+
     func activation(out: Buffer, inp: Buffer, kind: MLPActivation, N: Int, F: Int) {
         timed(.gelu) {
             switch kind {
