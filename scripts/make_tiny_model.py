@@ -4,7 +4,7 @@ end to end in seconds, in CI and by hand. Its replies are gibberish, but they ex
 
 The vocabulary defaults to 50265: GPT-2's 50257 tokens plus rows for the eight chat tokens (<|user_start|> ...),
 the least `llm serve` needs to chat with GPT-2's tokenizer. Weights follow GPT-2's initialisation (as
-`GPT2Weights.randomGPT2`): N(0, 0.02), residual projections scaled by 1/sqrt(2L), LayerNorm weights 1, biases 0,
+`ModelWeights.randomGPT2`): N(0, 0.02), residual projections scaled by 1/sqrt(2L), LayerNorm weights 1, biases 0,
 padded vocabulary rows 0. Standard library only.
 
     python3 scripts/make_tiny_model.py --out /tmp/tiny.bin
