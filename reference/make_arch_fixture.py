@@ -36,9 +36,7 @@ import copy
 import inspect
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +46,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nanochat_model  # noqa: E402
+from fixture_common import adamw_trajectory, publish_dir  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "gemma3", "nanochat"]
 DEFAULT_EPS = {"llama": 1e-5, "qwen2": 1e-6, "gemma3": 1e-6, "nanochat": 1e-6}
@@ -279,35 +278,16 @@ def main(argv=None):
     x = torch.randint(0, V, (B, T), generator=gen)
     y = torch.randint(0, V, (B, T), generator=gen)
 
-    # model.parameters() yields a tied embedding/lm_head once: updated once, counted once in the norm.
-    params = list(model.parameters())
-    assert len(params) == len({id(p) for p in params})
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
-    )
+    def report_softcap(logits, loss):
+        if args.arch in ("gemma3", "nanochat") and args.final_softcap is not None:
+            cap = args.final_softcap
+            raw = cap * torch.atanh((logits.detach().double() / cap).clamp(-1 + 1e-12, 1 - 1e-12))
+            print(f"max |logit| {logits.abs().max().item():.3f}; the softcap moves logits by up to "
+                  f"{(raw - logits.double()).abs().max().item():.4f}")
 
-    losses, norms, state = [], [], None
-    for step in range(args.steps):
-        optimizer.zero_grad(set_to_none=True)
-        logits, loss = loss_fn(model, x, y)
-        loss.backward()
-        if step == 0:
-            grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
-            state = (logits.detach().clone(), loss.detach().clone(), grads)
-            if args.arch in ("gemma3", "nanochat") and args.final_softcap is not None:
-                cap = args.final_softcap
-                raw = cap * torch.atanh((logits.detach().double() / cap).clamp(-1 + 1e-12, 1 - 1e-12))
-                print(f"max |logit| {logits.abs().max().item():.3f}; the softcap moves logits by up to "
-                      f"{(raw - logits.double()).abs().max().item():.4f}")
-        norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)  # the norm before clipping
-        optimizer.step()
-        losses.append(loss.item())
-        norms.append(norm.item())
-        print(f"step {step + 1:2d}: loss {losses[-1]:.6f}  grad norm {norms[-1]:.6f}")
+    # fixture_common.py: AdamW, weight decay on the >= 2-D parameters; a tied embedding/lm_head counts once.
+    losses, norms, logits, loss, grads = adamw_trajectory(model, loss_fn, x, y, args, on_step0=report_softcap)
+    state = (logits, loss, grads)
 
     if args.arch == "nanochat":
         source = (f"reference/nanochat_model.py NanochatForCausalLM, torch {torch.__version__} AdamW, "
@@ -317,11 +297,7 @@ def main(argv=None):
                   f"torch {torch.__version__} AdamW, float32 on CPU; "
                   f"made by reference/make_arch_fixture.py --seed {args.seed}")
 
-    out = os.path.abspath(args.out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".tmp-", dir=parent)
-    try:
+    with publish_dir(args.out) as tmp:  # written beside --out, then swapped in
         save_model(initial_model, os.path.join(tmp, "hf"))
         save_model(model, os.path.join(tmp, "final"))
         with open(os.path.join(tmp, "hf", "config.json")) as f:
@@ -366,18 +342,6 @@ def main(argv=None):
         with open(os.path.join(tmp, "trajectory.json"), "w") as f:
             json.dump(trajectory, f, indent=2)
             f.write("\n")
-
-        for root, dirs, files in os.walk(tmp):  # mkdtemp makes 0700 folders
-            os.chmod(root, 0o755)
-            for name in files:
-                os.chmod(os.path.join(root, name), 0o644)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

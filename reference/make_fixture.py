@@ -42,16 +42,17 @@ import argparse
 import copy
 import json
 import os
-import shutil
 import struct
 import sys
-import tempfile
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
 from transformers import GPT2Config, GPT2LMHeadModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixture_common import adamw_trajectory, publish_dir  # noqa: E402
 
 MODEL_MAGIC = 20240326
 STATE_MAGIC = 20240327
@@ -232,36 +233,13 @@ def main(argv=None):
     if args.ignore_fraction > 0:  # a loss mask: these targets are ignored (written as -1 in state.bin)
         y[torch.rand((B, T), generator=gen) < args.ignore_fraction] = -1
 
-    # Two AdamW groups: decay the >= 2-D parameters (wte, wpe, matmul weights), not biases and LayerNorms.
-    # model.parameters() yields the tied wte/lm_head Parameter once, so it is neither updated nor
-    # counted in the gradient norm twice.
-    params = list(model.parameters())
-    assert len(params) == len({id(p) for p in params})
-    assert len(params) == 2 + 12 * L + 2, f"unexpected parameter count {len(params)}"
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps,
-    )
-
-    losses, norms = [], []
-    state = None
-    for step in range(args.steps):
-        optimizer.zero_grad(set_to_none=True)
-        logits, loss = loss_fn(model, x, y)
-        loss.backward()
-        if step == 0:
-            # state.bin: the first forward/backward on the initial weights, gradients taken before
-            # clipping (clip_grad_norm_ scales them in place).
-            grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-            state = (logits.detach().clone(), loss.detach().clone(), llmc_tensors(grads, L, V, Vp))
-        norm = torch.nn.utils.clip_grad_norm_(params, args.grad_clip)  # returns the norm before clipping
-        optimizer.step()
-        losses.append(loss.item())
-        norms.append(norm.item())
-        print(f"step {step + 1:2d}: loss {losses[-1]:.6f}  grad norm {norms[-1]:.6f}")
+    # AdamW (fixture_common.py) decays the >= 2-D parameters (wte, wpe, matmul weights), not biases and
+    # LayerNorms. model.parameters() yields the tied wte/lm_head Parameter once: 2 + 12 per layer + 2.
+    n_params = len(list(model.parameters()))
+    assert n_params == 2 + 12 * L + 2, f"unexpected parameter count {n_params}"
+    losses, norms, logits, loss, grads = adamw_trajectory(model, loss_fn, x, y, args)
+    # state.bin: the first forward/backward on the initial weights, gradients taken before clipping.
+    state = (logits, loss, llmc_tensors(grads, L, V, Vp))
     final = llmc_tensors(dict(model.named_parameters()), L, V, Vp)
 
     trajectory = {
@@ -288,11 +266,7 @@ def main(argv=None):
 
     # Write everything into a temporary folder next to --out, then swap it into place, so that an
     # interrupted run never leaves a half-written fixture behind.
-    out = os.path.abspath(args.out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".tmp-", dir=parent)
-    try:
+    with publish_dir(args.out) as tmp:
         with open(os.path.join(tmp, "model.bin"), "wb") as f:
             f.write(checkpoint_bytes(initial, cfg))
         with open(os.path.join(tmp, "final.bin"), "wb") as f:
@@ -319,19 +293,6 @@ def main(argv=None):
                 save_hf(copy.deepcopy(initial_model).to(dtype), os.path.join(tmp, name))
             with open(os.path.join(tmp, "model-bf16.bin"), "wb") as f:
                 f.write(checkpoint_bytes(initial, cfg, version=5))
-
-        # mkdtemp makes a private (0700) folder, safetensors private files; make them ordinary.
-        for root, dirs, files in os.walk(tmp):
-            os.chmod(root, 0o755)
-            for name in files:
-                os.chmod(os.path.join(root, name), 0o644)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -313,7 +313,7 @@ func cachedAttentionInChunksMatchesFullAttention(threads: Int, window: Int) {
         var chunkOut = [Float](repeating: .nan, count: n * H * d)
         let qkv = Array(x[t0 * W..<(t0 + n) * W])
         attentionCachedForward(out: &chunkOut, kCache: &kCache, vCache: &vCache, scores: &scores, qkv: qkv, t0: t0,
-                               n: n, shape: c.shape, maxT: maxT, parallel: parallel)
+                               n: n, shape: c.shape, capacity: maxT, parallel: parallel)
         out.replaceSubrange(t0 * H * d..<(t0 + n) * H * d, with: chunkOut)
         t0 += n
     }
@@ -528,4 +528,34 @@ func scaledEncoderMatchesReferenceAndAccumulates(withPositions: Bool) {
         }, "scaled encoder dwpe")
     }
     expectAccumulates(grads, backward)
+}
+
+/// A sliding-window layer's cache is a ring of exactly its window: prefills longer than the ring, single
+/// decode steps and chunks that wrap around it all give full attention's result, and the ring ends up holding the
+/// last `window` positions.
+@Test(arguments: [1, 3])
+func ringCacheOfTheWindowMatchesFullAttention(threads: Int) {
+    let c = GroupedAttentionCase(name: "ring", B: 1, T: 13, H: 4, Hkv: 2, d: 6, window: 4, scale: nil)
+    let (T, H, Hkv, d, W, capacity) = (c.T, c.H, c.Hkv, c.d, c.width, 4)
+    var rng = SplitMix64(seed: 105)
+    let x = gaussians(T * W, &rng, std: 1.2)
+    var kCache = [Float](repeating: .nan, count: Hkv * capacity * d), vCache = kCache
+    var scores = [Float](repeating: .nan, count: H * capacity)
+    var out = [Float](repeating: .nan, count: T * H * d)
+    var t0 = 0
+    for n in [6, 1, 1, 3, 2] {  // 6 > the ring's 4; later chunks wrap around it
+        var chunkOut = [Float](repeating: .nan, count: n * H * d)
+        attentionCachedForward(out: &chunkOut, kCache: &kCache, vCache: &vCache, scores: &scores,
+                               qkv: Array(x[t0 * W..<(t0 + n) * W]), t0: t0, n: n, shape: c.shape, capacity: capacity,
+                               parallel: ParallelFor(threads: threads))
+        out.replaceSubrange(t0 * H * d..<(t0 + n) * H * d, with: chunkOut)
+        t0 += n
+    }
+    expectClose(out, attentionReference(doubles(x), c).out, "ring-cached attention out (\(threads) threads)")
+    for t in T - capacity..<T {
+        for g in 0..<Hkv {
+            let row = Array(kCache[(g * capacity + t % capacity) * d..<(g * capacity + t % capacity + 1) * d])
+            #expect(row == Array(x[t * W + (H + g) * d..<t * W + (H + g + 1) * d]), "key of position \(t), head \(g)")
+        }
+    }
 }

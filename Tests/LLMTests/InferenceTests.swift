@@ -205,7 +205,7 @@ import Testing
             var out = [Float](repeating: .nan, count: n * C)
             attentionCachedForward(out: &out, kCache: &kCache, vCache: &vCache, scores: &scores,
                                    qkv: Array(qkv[t0 * 3 * C..<(t0 + n) * 3 * C]), t0: t0, n: n,
-                                   shape: AttentionShape(heads: NH, kvHeads: NH, headSize: hs), maxT: maxT,
+                                   shape: AttentionShape(heads: NH, kvHeads: NH, headSize: hs), capacity: maxT,
                                    parallel: ParallelFor(threads: threads))
             let reference = naiveAttention(qkv.map(Double.init), positions: t0..<t0 + n, C: C, NH: NH)
             let diff = zip(out, reference).reduce(0.0) { max($0, abs(Double($1.0) - $1.1)) }

@@ -41,14 +41,14 @@ protocol Backend: AnyObject {
     func attention(out: Buffer, preatt: Buffer, att: Buffer, inp: Buffer, B: Int, T: Int, shape: AttentionShape)
     func attentionBackward(dinp: Buffer, dpreatt: Buffer, datt: Buffer, dout: Buffer, inp: Buffer, att: Buffer,
                            B: Int, T: Int, shape: AttentionShape)
-    /// New positions t0..<t0+n of one sequence against its key/value cache (generation).
+    /// New positions t0..<t0+n of one sequence against its key/value cache of `capacity` positions (generation).
     func cachedAttention(out: Buffer, kCache: Buffer, vCache: Buffer, scores: Buffer, qkv: Buffer, t0: Int, n: Int,
-                         shape: AttentionShape, maxT: Int)
+                         shape: AttentionShape, capacity: Int)
     /// A decode step's attention: row i (of `rows`) is one new position, positions[i], of the sequence whose cache
-    /// starts at kCache/vCache + slots[i]·slotStride. scores holds (H, maxT) per row.
+    /// starts at kCache/vCache + slots[i]·slotStride. scores holds (H, capacity) per row.
     func decodeAttention(out: Buffer, kCache: Buffer, vCache: Buffer, slotStride: Int, scores: Buffer, qkv: Buffer,
                          slots: UnsafePointer<Int>, positions: UnsafePointer<Int32>, rows: Int, shape: AttentionShape,
-                         maxT: Int)
+                         capacity: Int)
 
     /// The MLP's activation: inp (N, F or 2F) → out (N, F).
     func activation(out: Buffer, inp: Buffer, kind: MLPActivation, N: Int, F: Int)

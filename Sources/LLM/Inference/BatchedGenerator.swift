@@ -6,11 +6,11 @@
 // costs far less than S steps for one. The layers are the training model's `TransformerBlock`s; only the
 // attention differs (against the cache).
 
-/// The batched engine's buffers: `slots` caches of maxT positions, and the scratch activations of one forward
-/// pass of up to R = max(maxT, slots) rows (a prefill's positions, or a decode step's one row per slot).
+/// The batched engine's buffers: `slots` key/value caches, and the scratch activations of one forward pass of up
+/// to R = max(maxT, slots) rows (a prefill's positions, or a decode step's one row per slot).
 enum BatchedBuffer: Int, CaseIterable {
-    case kCache    // (S,L,H_kv,maxT,d) keys: per slot and layer, one (maxT,d) block per key/value head
-    case vCache    // (S,L,H_kv,maxT,d) values, likewise
+    case kCache    // (S, Σ_l H_kv·capacity_l·d) keys: per slot and layer, one (capacity_l,d) block per key/value head
+    case vCache    // values, likewise
     case residual  // (R,C)
     case ln        // (R,C)      the norms' output (norm1, then norm2, then the final norm)
     case lnMean    // (R)        LayerNorm only
@@ -36,9 +36,23 @@ struct BatchedLayout {
     let offsets: [Int]
     let totalCount: Int
 
+    /// Positions each layer's cache holds: maxT, or a sliding-window layer's window (a ring).
+    let capacities: [Int]
+    /// Where layer l's cache starts within a slot's, and one slot's size, in floats (for keys; values alike).
+    let layerOffsets: [Int]
+    let slotStride: Int
+
     init(config c: ModelConfig, slots S: Int) {
-        let L = c.numLayers, C = c.channels, T = c.maxSeqLen, R = max(T, S), QKV = c.qkvWidth
-        let cache = S * L * c.numKVHeads * T * c.headSize
+        let C = c.channels, T = c.maxSeqLen, R = max(T, S), QKV = c.qkvWidth
+        capacities = (0..<c.numLayers).map { c.isSliding($0) ? min(c.slidingWindow, T) : T }
+        var offsets = [Int](), perSlot = 0
+        for capacity in capacities {
+            offsets.append(perSlot)
+            perSlot += c.numKVHeads * capacity * c.headSize
+        }
+        layerOffsets = offsets
+        slotStride = perSlot
+        let cache = S * perSlot
         let counts: [Int] = BatchedBuffer.allCases.map { b in
             switch b {
             case .kCache, .vCache: cache
@@ -57,15 +71,15 @@ struct BatchedLayout {
             case .logits: S * c.vocabSize
             }
         }
-        var offsets = [Int](), total = 0
+        var bufferOffsets = [Int](), total = 0
         for n in counts {
-            offsets.append(total)
+            bufferOffsets.append(total)
             total += n
         }
         self.slots = S
         rows = R
         self.counts = counts
-        self.offsets = offsets
+        self.offsets = bufferOffsets
         totalCount = total
     }
 
@@ -122,8 +136,8 @@ final class BatchedGenerator {
         rowSlots.deallocate()
     }
 
-    /// Bytes of key/value cache per position of one sequence: 2 · L · H_kv · d floats.
-    static func cacheBytesPerToken(_ c: ModelConfig) -> Int { 2 * c.numLayers * c.numKVHeads * c.headSize * 4 }
+    /// Bytes of key/value cache one sequence holds: 2 · H_kv · d floats per position of each layer's capacity.
+    var cacheBytesPerSlot: Int { 2 * 4 * layout.slotStride }
 
     // MARK: - Views into the arenas
 
@@ -133,10 +147,9 @@ final class BatchedGenerator {
     private func buffer(_ b: BatchedBuffer) -> Buffer { arena.base + layout.offset(b) }
     private func optional(_ b: BatchedBuffer) -> Buffer? { layout.has(b) ? buffer(b) : nil }
 
-    /// Layer l's (H_kv,maxT,d) key and value caches of `slot`.
+    /// Layer l's (H_kv,capacity,d) key and value caches of `slot`.
     private func caches(slot: Int, layer l: Int) -> (k: Buffer, v: Buffer) {
-        let c = config, perLayer = c.numKVHeads * c.maxSeqLen * c.headSize
-        let offset = (slot * c.numLayers + l) * perLayer
+        let offset = slot * layout.slotStride + layout.layerOffsets[l]
         return (buffer(.kCache) + offset, buffer(.vCache) + offset)
     }
 
@@ -162,8 +175,10 @@ final class BatchedGenerator {
     // MARK: - Prefill
 
     /// Runs `tokens` at positions t0..<t0+n of `slot`, whose cache must hold positions 0..<t0 (a prompt starts
-    /// at 0; a later start appends to, or recomputes the end of, what the slot holds), and leaves the logits of
-    /// the last one in row 0. Throws, touching nothing, if a token is not below V or t0+n passes maxT.
+    /// at 0; a later start appends to, or recomputes the end of, what the slot holds — but a model with
+    /// sliding-window layers keeps only their window, so it can append or start again at 0, not rewind), and
+    /// leaves the logits of the last one in row 0. Throws, touching nothing, if a token is not below V or t0+n
+    /// passes maxT.
     func prefill(slot: Int, tokens newTokens: ArraySlice<Int32>, at t0: Int = 0) throws(ModelError) {
         let n = newTokens.count, V = config.vocabSize
         precondition(slot >= 0 && slot < slots, "slot \(slot) is not below \(slots)")
@@ -184,7 +199,7 @@ final class BatchedGenerator {
             let cache = caches(slot: slot, layer: l), shape = blocks[l].attentionShape
             layer(l, rows: n, decoding: false) { atty, qkv in
                 backend.cachedAttention(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores), qkv: qkv,
-                                        t0: t0, n: n, shape: shape, maxT: c.maxSeqLen)
+                                        t0: t0, n: n, shape: shape, capacity: layout.capacities[l])
             }
         }
         head(lastRows: 1, of: n, decoding: false)
@@ -212,12 +227,10 @@ final class BatchedGenerator {
         embed(rows: count)
         for l in 0..<c.numLayers {
             let shape = blocks[l].attentionShape, cache = caches(slot: 0, layer: l)
-            // Slot s's caches of layer l start s·L·perLayer floats after slot 0's.
-            let slotStride = c.numLayers * c.numKVHeads * c.maxSeqLen * c.headSize
             layer(l, rows: count, decoding: true) { atty, qkv in
-                backend.decodeAttention(out: atty, kCache: cache.k, vCache: cache.v, slotStride: slotStride,
+                backend.decodeAttention(out: atty, kCache: cache.k, vCache: cache.v, slotStride: layout.slotStride,
                                         scores: buffer(.scores), qkv: qkv, slots: rowSlots, positions: positions,
-                                        rows: count, shape: shape, maxT: c.maxSeqLen)
+                                        rows: count, shape: shape, capacity: layout.capacities[l])
             }
         }
         head(lastRows: count, of: count, decoding: true)

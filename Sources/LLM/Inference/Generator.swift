@@ -37,12 +37,15 @@ public final class Generator {
 
     /// Runs `newTokens` at positions start..<start+n, adds their keys and values to the cache and leaves the
     /// last one's logits in `logits()`. `start` defaults to `count` (append); an earlier start drops the
-    /// cached positions from there on, so `forward(sequence[...], at: 0)` recomputes a whole sequence.
+    /// cached positions from there on, so `forward(sequence[...], at: 0)` recomputes a whole sequence. A model
+    /// with sliding-window layers caches only their window, so its start is `count` or 0.
     /// Throws, leaving the cache as it was, if a token is not below V or the positions would pass maxT.
     /// Allocates nothing.
     public func forward(_ newTokens: ArraySlice<Int32>, at start: Int? = nil) throws(ModelError) {
         let t0 = start ?? count
         precondition(t0 >= 0 && t0 <= count, "start \(t0) is not within the \(count) cached positions")
+        precondition(t0 == count || t0 == 0 || config.slidingWindow == 0,
+                     "a model with sliding-window layers keeps only their window: append, or start again at 0")
         precondition(!newTokens.isEmpty, "forward needs at least one token")
         try model.prefill(slot: 0, tokens: newTokens, at: t0)
         count = t0 + newTokens.count

@@ -112,10 +112,10 @@ final class CPUBackend: Backend {
     }
 
     func cachedAttention(out: Buffer, kCache: Buffer, vCache: Buffer, scores: Buffer, qkv: Buffer, t0: Int, n: Int,
-                         shape: AttentionShape, maxT: Int) {
+                         shape: AttentionShape, capacity: Int) {
         timed(.attention) {
             attentionCachedForward(out: out, kCache: kCache, vCache: vCache, scores: scores, qkv: qkv, t0: t0, n: n,
-                                   shape: shape, maxT: maxT, parallel: parallel)
+                                   shape: shape, capacity: capacity, parallel: parallel)
         }
     }
 
@@ -123,7 +123,7 @@ final class CPUBackend: Backend {
     /// is attentionCachedForward's, so a row's result does not depend on the others or on the split.
     func decodeAttention(out: Buffer, kCache: Buffer, vCache: Buffer, slotStride: Int, scores: Buffer, qkv: Buffer,
                          slots: UnsafePointer<Int>, positions: UnsafePointer<Int32>, rows: Int, shape: AttentionShape,
-                         maxT: Int) {
+                         capacity: Int) {
         timed(.attention) {
             let split = rows >= parallel.threads
             let perRow = split ? ParallelFor(threads: 1) : parallel
@@ -131,9 +131,9 @@ final class CPUBackend: Backend {
                 for i in range {
                     let cache = slots[i] * slotStride
                     attentionCachedForward(out: out + i * shape.outWidth, kCache: kCache + cache,
-                                           vCache: vCache + cache, scores: scores + i * shape.heads * maxT,
+                                           vCache: vCache + cache, scores: scores + i * shape.heads * capacity,
                                            qkv: qkv + i * shape.qkvWidth, t0: Int(positions[i]), n: 1, shape: shape,
-                                           maxT: maxT, parallel: perRow)
+                                           capacity: capacity, parallel: perRow)
                 }
             }
         }
