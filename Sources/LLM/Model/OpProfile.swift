@@ -3,13 +3,13 @@ import Dispatch
 
 public final class OpProfile: @unchecked Sendable {  // used from the thread that runs the model
     public enum Op: Int, CaseIterable, Sendable {
-        case encoder, layerNorm, matmul, attention, gelu, residual, softmaxLoss  // gelu: any MLP activation; layerNorm: any norm
-        case encoderBack, layerNormBack, matmulBack, attentionBack, geluBack, residualBack, softmaxLossBack
+        case encoder, norm, matmul, attention, activation, residual, softmaxLoss
+        case encoderBack, normBack, matmulBack, attentionBack, activationBack, residualBack, softmaxLossBack
         case zeroGrad, gradNorm, adamW, rope, ropeBack
 
         public var name: String {
-            ["encoder", "layernorm", "matmul", "attention", "gelu", "residual", "softmax+loss",
-             "encoder bwd", "layernorm bwd", "matmul bwd", "attention bwd", "gelu bwd", "residual bwd",
+            ["encoder", "norm", "matmul", "attention", "activation", "residual", "softmax+loss",
+             "encoder bwd", "norm bwd", "matmul bwd", "attention bwd", "activation bwd", "residual bwd",
              "softmax+loss bwd", "zero grads", "grad norm", "adamw", "rope", "rope bwd"][rawValue]
         }
     }

@@ -34,13 +34,11 @@ struct BlockBuffers {
 /// Layer l of a model: the parts its config picks, and its RoPE table.
 struct TransformerBlock {
     let config: ModelConfig
-    let layer: Int
     let attentionShape: AttentionShape
     let rotary: RotaryTable?
 
     init(config: ModelConfig, layer: Int, rotary: RotaryTable?) {
         self.config = config
-        self.layer = layer
         attentionShape = config.attentionShape(layer: layer)
         self.rotary = rotary
     }

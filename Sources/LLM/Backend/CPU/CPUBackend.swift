@@ -37,7 +37,7 @@ final class CPUBackend: Backend {
 
     func norm(out: Buffer, mean: Buffer?, rstd: Buffer, inp: Buffer, weight: Buffer?, bias: Buffer?,
               kind: NormKind, eps: Float, N: Int, C: Int, groups: Int, stride: Int) {
-        timed(.layerNorm) {
+        timed(.norm) {
             if let rms = kind.rmsWeight {
                 rmsNormForward(out: out, rstd: rstd, inp: inp, weight: weight, kind: rms, eps: eps, N: N, C: C,
                                groups: groups, stride: stride, parallel: parallel)
@@ -51,7 +51,7 @@ final class CPUBackend: Backend {
 
     func normBackward(dinp: Buffer, dweight: Buffer?, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer?,
                       mean: Buffer?, rstd: Buffer, kind: NormKind, N: Int, C: Int, groups: Int, stride: Int) {
-        timed(.layerNormBack) {
+        timed(.normBack) {
             if let rms = kind.rmsWeight {
                 rmsNormBackward(dinp: dinp, dweight: dweight, dout: dout, inp: inp, weight: weight, rstd: rstd,
                                 kind: rms, N: N, C: C, groups: groups, stride: stride, parallel: parallel)
@@ -140,7 +140,7 @@ final class CPUBackend: Backend {
     }
 
     func activation(out: Buffer, inp: Buffer, kind: MLPActivation, N: Int, F: Int) {
-        timed(.gelu) {
+        timed(.activation) {
             switch kind {
             case .gelu: geluForward(out: out, inp: inp, N: N * F, parallel: parallel)
             case .reluSquared: reluSquaredForward(out: out, inp: inp, N: N * F, parallel: parallel)
@@ -150,7 +150,7 @@ final class CPUBackend: Backend {
     }
 
     func activationBackward(dinp: Buffer, inp: Buffer, dout: Buffer, kind: MLPActivation, N: Int, F: Int) {
-        timed(.geluBack) {
+        timed(.activationBack) {
             switch kind {
             case .gelu: geluBackward(dinp: dinp, inp: inp, dout: dout, N: N * F, parallel: parallel)
             case .reluSquared: reluSquaredBackward(dinp: dinp, inp: inp, dout: dout, N: N * F, parallel: parallel)
