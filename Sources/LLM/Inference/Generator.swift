@@ -44,7 +44,7 @@ public final class Generator {
     public func forward(_ newTokens: ArraySlice<Int32>, at start: Int? = nil) throws(ModelError) {
         let t0 = start ?? count
         precondition(t0 >= 0 && t0 <= count, "start \(t0) is not within the \(count) cached positions")
-        precondition(t0 == count || t0 == 0 || config.slidingWindow == 0,
+        precondition(t0 == count || t0 == 0 || !config.hasSlidingLayers,
                      "a model with sliding-window layers keeps only their window: append, or start again at 0")
         precondition(!newTokens.isEmpty, "forward needs at least one token")
         try model.prefill(slot: 0, tokens: newTokens, at: t0)

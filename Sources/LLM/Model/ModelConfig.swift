@@ -123,6 +123,8 @@ public struct ModelConfig: Sendable, Equatable, Codable, CustomStringConvertible
     public var fcWidth: Int { activation.isGated ? 2 * hiddenSize : hiddenSize }
     /// Whether layer l attends through a sliding window.
     public func isSliding(_ l: Int) -> Bool { slidingWindow > 0 && l < slidingLayers.count && slidingLayers[l] }
+    /// Whether any layer does.
+    public var hasSlidingLayers: Bool { slidingWindow > 0 && slidingLayers.contains(true) }
     /// Layer l's attention shape.
     public func attentionShape(layer l: Int) -> AttentionShape {
         AttentionShape(heads: numHeads, kvHeads: numKVHeads, headSize: headSize,
