@@ -33,9 +33,22 @@ struct BenchCommand: ParsableCommand {
     @OptionGroup var device: DeviceOption
 
     func validate() throws {
-        if batch < 1 || seq < 1 || steps < 1 || warmup < 0 { throw ValidationError("batch, seq and steps must be positive") }
+        try checkRange(batch, "--batch", 1...Int.max)
+        try checkRange(seq, "--seq", 1...Int.max)
+        if batch.multipliedReportingOverflow(by: seq).overflow || batch * seq > TrainingConfig.maxMicroBatchTokens {
+            throw ValidationError("--batch \(batch) × --seq \(seq) is more than 2^31 tokens")
+        }
+        try checkRange(steps, "--steps", 1...1_000_000)
+        try checkRange(warmup, "--warmup", 0...1_000_000)
         if seq > maxSeq { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if mode == .generate {
+            try checkRange(prompt, "--prompt", 1...Int.max, "generation starts from at least one prompt token")
+            try checkRange(new, "--new", 0...Int.max)
+            if prompt.addingReportingOverflow(new).overflow || prompt + new > maxSeq {
+                throw ValidationError("--prompt \(prompt) + --new \(new) must be at most --max-seq \(maxSeq)")
+            }
+        }
+        try checkThreads(threads)
     }
 
     func run() throws {
@@ -56,6 +69,7 @@ struct BenchCommand: ParsableCommand {
                 try benchGenerate(config: config, prompt: prompt, new: new, repeats: steps, warmup: warmup, parallel: parallel)
                 return
             }
+            try MemoryBudget.checkTraining(config: config, batch: batch, seq: seq, parallel: parallel)
             let net = try Transformer(weights: .random(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)
             let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
@@ -123,7 +137,8 @@ private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: Parallel
 /// Greedy decoding with the KV cache from a random prompt, as torch_gpt2_bench.py's `generate` does.
 private func benchGenerate(config: ModelConfig, prompt: Int, new: Int, repeats: Int, warmup: Int,
                            parallel: ParallelFor) throws {
-    let generator = Generator(weights: .randomGPT2(config: config, seed: 0), parallel: parallel)
+    try InferenceEngine.checkMemory(config: config, maxConcurrent: 1, threads: parallel.threads)
+    let generator = Generator(weights: .random(config: config, seed: 0), parallel: parallel)
     var rng = SplitMix64(seed: 1)
     let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
     var parameters = GenerateParameters(maxNewTokens: new, temperature: 0)

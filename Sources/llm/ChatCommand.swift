@@ -39,7 +39,7 @@ struct ChatCommand: ParsableCommand {
         if !parameters.isValid {
             throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 0 and --top-p in (0, 1]")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkThreads(threads)
     }
 
     private var parameters: GenerateParameters {
@@ -49,6 +49,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let loaded = try LoadedModel.load(model, tokenizer: tokenizer)
+            try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: 1, threads: threads)
             let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: 1, threads: threads)
             defer { engine.shutdown() }
             let session = try ChatSession(engine: engine, tokenizer: loaded.tokenizer, parameters: parameters,

@@ -13,7 +13,7 @@ struct ChatDataCommand: ParsableCommand {
     @Option(help: "Seed: the same seed writes the same file.") var seed: UInt64 = 1
 
     func validate() throws {
-        if count < 1 { throw ValidationError("--count must be positive") }
+        try asValidation { try SyntheticConversations.checkCount(count) }
     }
 
     func run() throws {

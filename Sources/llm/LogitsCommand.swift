@@ -21,7 +21,7 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkThreads(threads)
         if ids == nil { throw ValidationError("--tokens wants comma-separated integers, e.g. 1,2,3") }
     }
 

@@ -32,6 +32,7 @@ struct PrepareCommand: ParsableCommand {
         }
         if !(valFraction > 0 && valFraction < 1) { throw ValidationError("--val-fraction \(valFraction) must be between 0 and 1 (exclusive)") }
         if shardTokens < 1 { throw ValidationError("--shard-tokens must be positive") }
+        try checkThreads(threads)
     }
 
     func run() throws {

@@ -19,8 +19,14 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Print only results, no progress.") var quiet = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
+    /// The flags' own ranges; the full set (with the command's) is checked by `TrainingConfig.validate()`
+    /// from each command's `validate()`.
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkThreads(threads)
+        if let stopAfter { try checkRange(stopAfter, "--stop-after", 1...Int.max) }
+        if let peakGflops, !(peakGflops.isFinite && peakGflops > 0) {
+            throw ValidationError("--peak-gflops \(peakGflops) must be a finite number above 0")
+        }
     }
 
     var parallel: ParallelFor { threads.map { ParallelFor(threads: $0) } ?? .allCores }
@@ -39,7 +45,9 @@ struct RunOptions: ParsableArguments {
     /// Trains to the end (or --stop-after steps), showing progress, then prints the run, the final model and
     /// the last validation loss on stdout.
     func train(_ trainer: Trainer, progress: TrainingProgress) throws {
-        try trainer.train(stopAfter: stopAfter.map { trainer.step + $0 }) { progress.show($0, trainer: trainer) }
+        // Saturating: --stop-after beyond the run's end just means to the end.
+        let stop = stopAfter.map { trainer.step.addingReportingOverflow($0).overflow ? Int.max : trainer.step + $0 }
+        try trainer.train(stopAfter: stop) { progress.show($0, trainer: trainer) }
         progress.finish()
         print("run: \(trainer.run.path)")
         if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath(for: trainer.config.model))") }

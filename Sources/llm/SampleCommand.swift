@@ -46,7 +46,7 @@ struct SampleCommand: ParsableCommand {
         if !parameters.isValid {
             throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 1 and --top-p in (0, 1]")
         }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkThreads(threads)
     }
 
     private var parameters: GenerateParameters {

@@ -36,8 +36,8 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
-        if maxConcurrent < 1 { throw ValidationError("--max-concurrent must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkRange(maxConcurrent, "--max-concurrent", 1...256, "each slot holds a key/value cache for the model's whole context")
+        try checkThreads(threads)
         if maxTokens < 1 || maxMessages < 1 || maxMessageBytes < 1 || maxBodyBytes < 1 {
             throw ValidationError("--max-tokens, --max-messages, --max-message-bytes and --max-body-bytes must be positive")
         }
@@ -58,6 +58,7 @@ struct ServeCommand: ParsableCommand {
         limits.maxMessageBytes = maxMessageBytes
         limits.maxBodyBytes = maxBodyBytes
 
+        try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: maxConcurrent, threads: threads)
         let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: maxConcurrent, threads: threads)
         let app = buildApplication(backend: engine, model: served,
                                    configuration: ServerConfiguration(host: host, port: port, limits: limits))

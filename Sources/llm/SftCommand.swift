@@ -50,8 +50,40 @@ struct SftCommand: ParsableCommand {
         if runOptions.resume != nil && (`init` != nil || data != nil) {
             throw ValidationError("--resume continues a run as configured; it takes no --init or --data")
         }
-        if !(epochs > 0) { throw ValidationError("--epochs must be positive") }
-        if let seq, seq < 2 { throw ValidationError("--seq must be at least 2") }
+        if !(epochs > 0 && epochs <= 1_000_000) { throw ValidationError("--epochs \(epochs) must be above 0 and at most 1000000") }
+        if let seq, seq < 2 { throw ValidationError("--seq \(seq) must be at least 2") }
+        // Every count and rate, before anything is read or created (also with --resume, where they are ignored).
+        try asValidation {
+            try ConversationLoader.checkHeldOutFraction(valFraction)
+            var t = trainingConfig()
+            if seq == nil, let tokens = t.totalBatchTokens {
+                // Its multiple of B·T is checked once the model's context sets T.
+                try checkRange(tokens, "--total-batch-tokens", 1...TrainingConfig.maxStepTokens)
+                t.totalBatchTokens = nil
+            }
+            try t.validate()
+        }
+    }
+
+    /// The flags as a training config. Without --steps its steps are a stand-in (NewSFTRun counts them from
+    /// --epochs and cuts the warmup to them), chosen so any warmup ≥ 0 passes validation; likewise the
+    /// sequence length when --seq is not given (the model's context replaces it).
+    private func trainingConfig() -> TrainingConfig {
+        var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
+        t.batch = batch
+        t.seq = seq ?? 2  // NewSFTRun replaces it with the model's context unless given
+        t.totalBatchTokens = totalBatchTokens
+        t.steps = steps ?? max(1, warmup)
+        t.learningRate = lr
+        t.warmupSteps = warmup
+        t.schedule = schedule
+        t.finalFraction = finalFraction
+        t.weightDecay = weightDecay
+        t.gradClip = gradClip
+        t.seed = seed
+        runOptions.apply(to: &t)
+        t.conversations = .init(train: data ?? "", val: valData, valFraction: valFraction)
+        return t
     }
 
     func run() throws {
@@ -62,19 +94,8 @@ struct SftCommand: ParsableCommand {
                 trainer = try Trainer.resume(run: RunDirectory(resume), parallel: runOptions.parallel)
                 progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
-                var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
-                t.batch = batch
-                t.seq = seq ?? 2  // replaced by the model's context below unless given
-                t.totalBatchTokens = totalBatchTokens
-                t.steps = steps ?? 1
-                t.learningRate = lr
-                t.warmupSteps = warmup
-                t.schedule = schedule
-                t.finalFraction = finalFraction
-                t.weightDecay = weightDecay
-                t.gradClip = gradClip
-                t.seed = seed
-                runOptions.apply(to: &t)
+                var t = trainingConfig()
+                t.conversations = nil  // NewSFTRun fills it in
                 let name = URL(fileURLWithPath: data!).deletingPathExtension().lastPathComponent
                 var job = NewSFTRun(runDirectory: runOptions.out ?? timestampedRunDirectory(name: "sft-" + name),
                                     initFrom: `init`!, tokenizer: tokenizer, data: data!, valData: valData, training: t)

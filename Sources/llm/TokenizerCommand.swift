@@ -118,6 +118,11 @@ extension TokenizerCommand {
         @Option(help: "Timed repetitions.") var repeats = 5
         @Option(help: "Threads for the parallel path (1 = single-threaded encode).") var threads = 1
 
+        func validate() throws {
+            try checkRange(repeats, "--repeats", 1...1_000_000)
+            try checkThreads(threads)
+        }
+
         func run() throws {
             try reportingErrors {
                 let tok = try options.load()

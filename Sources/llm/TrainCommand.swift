@@ -67,6 +67,9 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("nanochat's width and heads follow from its depth: give --layers or --preset dN only")
         }
         if kvHeads != nil && arch != .llama { throw ValidationError("--kv-heads is for --arch llama") }
+        if let tokens { try checkRange(tokens, "--tokens", 1...Int.max) }
+        // Every count and rate, before anything is read or created (also with --resume, where they are ignored).
+        try asValidation { _ = try trainingConfig() }
     }
 
     func run() throws {
@@ -133,15 +136,19 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+    /// The flags as a validated training config.
     private func trainingConfig() throws -> TrainingConfig {
         var t = TrainingConfig(trainShards: train ?? "", valShards: val, tokenizer: "")
         t.batch = batch
         t.seq = seq
         t.totalBatchTokens = totalBatchTokens
+        try t.validateBatchShape()  // so B·T below cannot overflow
         let stepTokens = totalBatchTokens ?? batch * seq
-        t.steps = steps ?? tokens.map { max(1, ($0 + stepTokens - 1) / stepTokens) } ?? 300
+        if let tokens, tokens < 1 { throw TrainingError.invalidConfig("--tokens \(tokens) must be at least 1") }
+        t.steps = steps ?? tokens.map { TrainingConfig.steps(forTokens: $0, stepTokens: stepTokens) } ?? 300
         t.learningRate = lr
-        t.warmupSteps = min(warmup, t.steps)
+        // A warmup longer than the run is cut to it; a negative one is left for validate() to reject.
+        t.warmupSteps = warmup < 0 ? warmup : min(warmup, t.steps)
         t.schedule = schedule
         t.finalFraction = finalFraction
         t.decayFraction = decayFraction
@@ -149,6 +156,7 @@ struct TrainCommand: ParsableCommand {
         t.gradClip = gradClip
         t.seed = seed
         runOptions.apply(to: &t)
+        try t.validate()
         return t
     }
 

@@ -32,7 +32,7 @@ struct VerifyCommand: ParsableCommand {
     @OptionGroup var device: DeviceOption
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        try checkThreads(threads)
         if (fixture == nil) == (model == nil || state == nil) {
             throw ValidationError("give a fixture folder, or --model and --state (not both)")
         }

@@ -43,11 +43,17 @@ public final class ConversationLoader: TrainingBatches {
     /// The current epoch's rows: each a list of conversation indices, in order.
     private var rows: [[Int]] = []
 
-    /// Renders `conversations` with `renderer`, cut to seq+1 tokens each. Throws if there are none, or none has
-    /// a supervised token, or a token is not below `vocabSize`.
+    /// Renders `conversations` with `renderer`, cut to seq+1 tokens each. Throws if `batch` or `seq` is below 1
+    /// or B·T is over `TrainingConfig.maxMicroBatchTokens`, if there are no conversations, or none has a
+    /// supervised token, or a token is not below `vocabSize`.
     public init(conversations: [Conversation], renderer: ChatRenderer, batch: Int, seq: Int, order: DataOrder,
                 vocabSize: Int, source: String) throws(DataError) {
-        precondition(batch > 0 && seq > 0, "batch and seq must be positive")
+        guard batch >= 1 else { throw .invalidArgument("--batch \(batch) must be at least 1") }
+        guard seq >= 1 else { throw .invalidArgument("--seq \(seq) must be at least 1") }
+        let (bt, overflow) = batch.multipliedReportingOverflow(by: seq)
+        guard !overflow, bt <= TrainingConfig.maxMicroBatchTokens else {
+            throw .invalidArgument("--batch \(batch) × --seq \(seq) is more than 2^31 tokens per micro-batch")
+        }
         guard !conversations.isEmpty else { throw .noConversations(path: source) }
         self.batch = batch
         self.seq = seq
@@ -145,12 +151,21 @@ public final class ConversationLoader: TrainingBatches {
         state = saved
     }
 
+    /// Throws unless `fraction` is a valid held-out fraction for `split`: finite, 0 ≤ fraction < 1 (`llm sft
+    /// --val-fraction`). Check a fraction from a user with this before calling `split`.
+    public static func checkHeldOutFraction(_ fraction: Double) throws(DataError) {
+        guard fraction.isFinite, (0..<1).contains(fraction) else {
+            throw .invalidArgument("--val-fraction \(fraction) must be in [0, 1)")
+        }
+    }
+
     /// Splits conversations into (train, held-out): a seeded random `fraction` of them (rounded; at least one
     /// when the fraction is above 0, and never all of them) is held out, each side keeping the file's order.
-    /// The split depends only on the seed and the number of conversations.
+    /// The split depends only on the seed and the number of conversations. `fraction` must be within 0...1
+    /// (a programming error otherwise; `checkHeldOutFraction` checks a user's value first).
     public static func split(_ conversations: [Conversation], heldOutFraction fraction: Double,
                              seed: UInt64) -> (train: [Conversation], heldOut: [Conversation]) {
-        precondition((0...1).contains(fraction), "fraction must be within 0...1")
+        precondition((0...1).contains(fraction), "held-out fraction \(fraction) must be within 0...1")
         var rng = SplitMix64(seed: seed ^ 0x5346_545F_5641_4C21)
         let want = conversations.count < 2 ? 0 : min(max(Int((Double(conversations.count) * fraction).rounded()), fraction > 0 ? 1 : 0),
                                                      conversations.count - 1)

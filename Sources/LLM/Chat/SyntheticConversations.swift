@@ -3,8 +3,21 @@
 import Foundation
 
 public enum SyntheticConversations {
-    /// `count` conversations of one to three turns, with an occasional system message.
+    /// The most conversations `generate` makes at once: ten million, about 2 GB of JSONL and several times that
+    /// in memory, since they are all held before writing.
+    public static let maxCount = 10_000_000
+
+    /// Throws unless `count` is in 1...`maxCount` (`llm chat-data --count`).
+    public static func checkCount(_ count: Int) throws(DataError) {
+        guard (1...maxCount).contains(count) else {
+            throw .invalidArgument("--count \(count) must be between 1 and \(maxCount) (all conversations are held in memory before writing)")
+        }
+    }
+
+    /// `count` conversations of one to three turns, with an occasional system message. `count` must be in
+    /// 0...`maxCount` (a programming error otherwise; `checkCount` checks a user's value first).
     public static func generate(count: Int, seed: UInt64) -> [Conversation] {
+        precondition((0...maxCount).contains(count), "count \(count) must be between 0 and \(maxCount)")
         var rng = SplitMix64(seed: seed)
         func pick<T>(_ options: [T]) -> T { options[Int(rng.next() % UInt64(options.count))] }
         func turn() -> (String, String) {

@@ -12,6 +12,7 @@ public enum FormatError: Error, Equatable, CustomStringConvertible {
     case unexpectedTensor(path: String, name: String)
     case wrongShape(path: String, name: String, expected: [Int], found: [Int])
     case unsupportedDType(path: String, name: String, dtype: String)
+    case nonFinite(path: String, name: String, index: Int, value: Float)
     case mismatch(path: String, reason: String)
     case writeFailed(path: String, reason: String)
 
@@ -32,6 +33,8 @@ public enum FormatError: Error, Equatable, CustomStringConvertible {
         case let .wrongShape(path, name, expected, found):
             "\(path): tensor \(name) has shape \(found), expected \(expected)"
         case let .unsupportedDType(path, name, dtype): "\(path): tensor \(name) has unsupported dtype \(dtype)"
+        case let .nonFinite(path, name, index, value):
+            "\(path): tensor \(name) holds a non-finite value (\(value)) at element \(index)"
         case let .mismatch(path, reason): "\(path): \(reason)"
         case let .writeFailed(path, reason): "\(path): cannot write: \(reason)"
         }

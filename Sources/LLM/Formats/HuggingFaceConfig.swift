@@ -38,10 +38,17 @@ enum HuggingFaceConfig {
 
         func has(_ key: String) -> Bool { json[key] != nil && !(json[key] is NSNull) }
         func int(_ keys: String...) throws -> Int {
-            for k in keys { if let v = json[k] as? NSNumber { return v.intValue } }
+            for k in keys { if let v = try optionalInt(k) { return v } }
             throw FormatError.malformed(path: path, reason: "missing \(keys[0])")
         }
-        func optionalInt(_ key: String) -> Int? { (json[key] as? NSNumber)?.intValue }
+        /// A whole number of at most 32 bits (so no size arithmetic on it can overflow before `validate` bounds it).
+        func optionalInt(_ key: String) throws -> Int? {
+            guard let v = json[key] as? NSNumber else { return nil }
+            guard let i = Int(exactly: v), abs(i) <= Int(Int32.max) else {
+                throw FormatError.malformed(path: path, reason: "\(key) \(v) is not a whole number below 2^31")
+            }
+            return i
+        }
         func double(_ key: String) -> Double? { (json[key] as? NSNumber)?.doubleValue }
         func bool(_ key: String) -> Bool? { (json[key] as? NSNumber)?.boolValue }
         func string(_ key: String) -> String? { json[key] as? String }
@@ -85,7 +92,7 @@ enum HuggingFaceConfig {
         if let tied = f.bool("tie_word_embeddings"), !tied {
             throw FormatError.mismatch(path: f.path, reason: "untied word embeddings are not supported for gpt2")
         }
-        if let inner = f.optionalInt("n_inner"), inner != 4 * (try f.int("n_embd")) {
+        if let inner = try f.optionalInt("n_inner"), inner != 4 * (try f.int("n_embd")) {
             throw FormatError.mismatch(path: f.path, reason: "n_inner \(inner) is not 4 × n_embd")
         }
         do {
@@ -103,8 +110,8 @@ enum HuggingFaceConfig {
         guard H > 0, C > 0 else { throw FormatError.inconsistentHeader(path: f.path, reason: "hidden_size and num_attention_heads must be positive") }
         var c = ModelConfig(maxSeqLen: try f.int("max_position_embeddings"), vocabSize: V,
                             paddedVocabSize: ModelConfig.pad(V), numLayers: try f.int("num_hidden_layers"),
-                            numHeads: H, numKVHeads: f.optionalInt("num_key_value_heads") ?? H,
-                            headSize: f.optionalInt("head_dim") ?? C / H, channels: C,
+                            numHeads: H, numKVHeads: try f.optionalInt("num_key_value_heads") ?? H,
+                            headSize: try f.optionalInt("head_dim") ?? C / H, channels: C,
                             hiddenSize: try f.int("intermediate_size"))
         c.architecture = arch
         c.learnedPositions = false
@@ -154,7 +161,7 @@ enum HuggingFaceConfig {
         c.logitSoftcap = f.double("final_logit_softcapping")
         c.ropeTheta = try f.ropeTheta(layerType: "full_attention") ?? 1_000_000
         c.ropeLocalTheta = try f.ropeTheta(layerType: "sliding_attention", legacyKey: "rope_local_base_freq") ?? 10_000
-        if let window = f.optionalInt("sliding_window"), window > 0 {
+        if let window = try f.optionalInt("sliding_window"), window > 0 {
             c.slidingWindow = window
             if let types = f.json["layer_types"] as? [String] {
                 guard types.count == c.numLayers, types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
@@ -163,8 +170,9 @@ enum HuggingFaceConfig {
                 c.slidingLayers = types.map { $0 == "sliding_attention" }
             } else {
                 // transformers 4: every `sliding_window_pattern`-th layer is global.
-                let pattern = f.optionalInt("sliding_window_pattern") ?? 6
-                c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % pattern != 0 }
+                let pattern = try f.optionalInt("sliding_window_pattern") ?? 6
+                guard pattern > 0 else { throw f.unsupported("sliding_window_pattern", "\(pattern) is not positive") }
+                c.slidingLayers = (0..<max(c.numLayers, 0)).map { ($0 + 1) % pattern != 0 }
             }
         }
         return c

@@ -99,18 +99,23 @@ public enum HuggingFaceFolder {
            FileManager.default.fileExists(atPath: folder + "/model.safetensors.index.json") {
             throw FormatError.unreadable(path: path, reason: "sharded checkpoints are not supported; merge the shards into one model.safetensors")
         }
+        // Every check that needs no memory comes first: the header names every tensor with the right shape and a
+        // readable dtype, and the weights plus the file's data (both held while copying) fit in memory.
+        let header = try SafeTensorsFile.readHeader(path)
+        _ = try match(header.entries, config: config, path: path, prefix: "")
+        try MemoryBudget.checkWeights(config: config, extraBytes: header.dataBytes, what: "\(folder): the model")
         let weights = ModelWeights(config: config)
-        try fill(weights, from: try SafeTensorsFile.read(path), prefix: "")
+        try fill(weights, from: try SafeTensorsFile.read(path), prefix: "", requireFinite: true)
         return weights
     }
 
-    /// Copies the tensors named `prefix` + each placement's name from `file` into `weights`' arena. GPT-2's names
-    /// may lack their `transformer.` prefix; its attention-mask buffers and a stored copy of a tied LM head are
-    /// skipped; any other tensor the table does not name is an error.
-    static func fill(_ weights: ModelWeights, from file: SafeTensorsFile, prefix: String) throws {
-        let c = weights.config, layout = weights.layout, path = file.path
+    /// Pairs each placement of `config` with its entry among `entries` (named `prefix` + the HF name), checking
+    /// shapes and dtypes. GPT-2's names may lack their `transformer.` prefix; its attention-mask buffers and a
+    /// stored copy of a tied LM head are skipped; any other tensor the table does not name is an error.
+    static func match(_ entries: [String: SafeTensorsFile.Entry], config c: ModelConfig, path: String,
+                      prefix: String) throws -> [(Placement, SafeTensorsFile.Entry)] {
         var byName = [String: SafeTensorsFile.Entry]()
-        for (name, entry) in file.entries where name.hasPrefix(prefix) {
+        for (name, entry) in entries where name.hasPrefix(prefix) {
             var short = String(name.dropFirst(prefix.count))
             if c.architecture == .gpt2 {
                 if !short.hasPrefix("transformer.") && short != "lm_head.weight" { short = "transformer." + short }
@@ -119,22 +124,39 @@ public enum HuggingFaceFolder {
             if c.tiedEmbeddings && short == "lm_head.weight" { continue }
             byName[short] = entry
         }
-        var used = Set<String>()
+        var used = Set<String>(), out = [(Placement, SafeTensorsFile.Entry)]()
         for p in placements(c) {
             guard let e = byName[p.name] else { throw FormatError.missingTensor(path: path, name: prefix + p.name) }
             guard e.shape == p.shape else {
                 throw FormatError.wrongShape(path: path, name: prefix + p.name, expected: p.shape, found: e.shape)
             }
+            guard ["F32", "F16", "BF16"].contains(e.dtype) else {
+                throw FormatError.unsupportedDType(path: path, name: e.name, dtype: e.dtype)
+            }
             used.insert(p.name)
+            out.append((p, e))
+        }
+        if let extra = byName.keys.filter({ !used.contains($0) }).sorted().first {
+            throw FormatError.unexpectedTensor(path: path, name: prefix + extra)
+        }
+        return out
+    }
+
+    /// Copies the tensors named `prefix` + each placement's name from `file` into `weights`' arena (see `match`
+    /// for the names). With `requireFinite`, a NaN or infinite value is an error naming the tensor.
+    static func fill(_ weights: ModelWeights, from file: SafeTensorsFile, prefix: String,
+                     requireFinite: Bool = false) throws {
+        let layout = weights.layout, path = file.path
+        for (p, e) in try match(file.entries, config: weights.config, path: path, prefix: prefix) {
             var values = try file.floats(e.name)
+            if requireFinite, let i = values.firstIndex(where: { !$0.isFinite }) {
+                throw FormatError.nonFinite(path: path, name: e.name, index: i, value: values[i])
+            }
             if p.transposed { values = transpose(values, rows: p.shape[0], cols: p.shape[1]) }
             let shape = layout.shape(p.tensor), perLayer = layout.count(p.tensor) / (p.tensor.isPerLayer ? shape[0] : 1)
             let rowLength = shape.count - (p.tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
             let start = layout.offset(p.tensor) + (p.layer ?? 0) * perLayer + p.rows.lowerBound * rowLength
             weights.arena.withMutableBuffer(start..<start + values.count) { _ = $0.update(fromContentsOf: values) }
-        }
-        if let extra = byName.keys.filter({ !used.contains($0) }).sorted().first {
-            throw FormatError.unexpectedTensor(path: path, name: prefix + extra)
         }
     }
 

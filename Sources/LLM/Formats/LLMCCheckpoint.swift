@@ -33,6 +33,7 @@ public enum LLMCCheckpoint {
         if file.size > expected {
             throw FormatError.trailingBytes(path: path, expectedBytes: expected, actualBytes: file.size)
         }
+        try MemoryBudget.checkWeights(config: config, what: "\(path): the model")
         let weights = ModelWeights(config: config)
         if version == 3 {
             try file.readFloats(into: weights.arena.base, count: count, expectedTotal: expected)
@@ -43,7 +44,23 @@ public enum LLMCCheckpoint {
             let src = (raw + count * 2).assumingMemoryBound(to: UInt16.self)
             for i in 0..<count { weights.arena.base[i] = floatFromBFloat16(UInt16(littleEndian: src[i])) }
         }
+        try rejectNonFinite(weights, path: path)
         return weights
+    }
+
+    /// Throws `FormatError.nonFinite` naming the tensor (and layer) of the first NaN or infinity in the weights.
+    static func rejectNonFinite(_ weights: ModelWeights, path: String) throws {
+        let layout = weights.layout
+        let bad = weights.arena.withBuffer { $0.firstIndex { !$0.isFinite } }
+        guard let i = bad else { return }
+        let t = layout.present.last { layout.offset($0) <= i } ?? .wte
+        var name = t.name, index = i - layout.offset(t)
+        if t.isPerLayer {
+            let perLayer = layout.count(t) / weights.config.numLayers
+            name += " (layer \(index / perLayer))"
+            index %= perLayer
+        }
+        throw FormatError.nonFinite(path: path, name: name, index: index, value: weights.arena[i])
     }
 
     /// Writes a version 3 (fp32) checkpoint atomically.

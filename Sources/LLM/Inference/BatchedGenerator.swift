@@ -115,6 +115,13 @@ final class BatchedGenerator {
 
     init(weights: ModelWeights, slots: Int, parallel: ParallelFor) {
         precondition(slots >= 1, "a batched generator needs at least one slot")
+        // A backstop: callers check with `InferenceEngine.checkMemory` first and get a ModelError; one that did
+        // not gets this message instead of an allocation abort or the OOM killer.
+        do { try MemoryBudget.check(Self.requiredBytes(config: weights.config, slots: slots, parallel: parallel,
+                                                       validated: true),
+                                    for: "generating with \(slots) slot(s)") } catch {
+            preconditionFailure("\(error) (check with InferenceEngine.checkMemory before creating the engine)")
+        }
         config = weights.config
         self.weights = weights
         self.slots = slots
@@ -134,6 +141,31 @@ final class BatchedGenerator {
         tokens.deallocate()
         positions.deallocate()
         rowSlots.deallocate()
+    }
+
+    /// Bytes `init` allocates for `slots` slots (the caches, the scratch arena, the row buffers and the matmul
+    /// scratch; not the weights), overflow-checked: nil when it overflows an Int or the config is invalid. The
+    /// arena is a per-slot part (caches, scores, logits) times S plus a per-row part times R = max(maxT, S); both
+    /// come from the layout's own counts at one and two slots, scaled with checked arithmetic.
+    /// `validated`: the config is known to be computable (its weights exist), so `validate()` is not required.
+    static func requiredBytes(config c: ModelConfig, slots: Int, parallel: ParallelFor = .allCores,
+                              validated: Bool = false) -> Int? {
+        guard slots >= 1, validated || MemoryBudget.parameterCount(c) != nil else { return nil }
+        let T = c.maxSeqLen
+        let one = BatchedLayout(config: c, slots: 1).totalCount
+        let floats: Int?
+        if T >= 2 {
+            let perSlot = BatchedLayout(config: c, slots: 2).totalCount - one  // R = maxT for both
+            let perRow = (one - perSlot) / T
+            floats = MemoryBudget.add(MemoryBudget.multiply(slots, perSlot), MemoryBudget.multiply(max(T, slots), perRow))
+        } else {
+            floats = MemoryBudget.multiply(slots, one)  // R = S: everything scales with the slots
+        }
+        let rows = max(T, slots)
+        let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
+        return MemoryBudget.add(MemoryBudget.multiply(4, floats.map { max($0, 1) }),
+                                MemoryBudget.multiply(8, rows), MemoryBudget.multiply(8, slots),
+                                MemoryBudget.multiply(4, threads, MatmulScratch.floatsPerThread))
     }
 
     /// Bytes of key/value cache one sequence holds: 2 · H_kv · d floats per position of each layer's capacity.

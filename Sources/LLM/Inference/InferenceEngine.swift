@@ -91,6 +91,25 @@ public final class InferenceEngine: Sendable {
 
     deinit { core.shutdown() }
 
+    /// Bytes an engine of `maxConcurrent` slots allocates for a model of `config` (every slot's cache and the
+    /// scratch; not the weights), overflow-checked: nil when it overflows or the config is invalid.
+    public static func requiredBytes(config: ModelConfig, maxConcurrent: Int, threads: Int? = nil) -> Int? {
+        let parallel = threads.map { ParallelFor(threads: max($0, 1)) } ?? .allCores
+        return BatchedGenerator.requiredBytes(config: config, slots: maxConcurrent, parallel: parallel)
+    }
+
+    /// Throws `ModelError.tooLarge` when the weights plus an engine of `maxConcurrent` slots do not fit in this
+    /// machine's memory, or `.invalidConfig` when `maxConcurrent` is not positive. Call it before `init`, whose
+    /// only answer to an engine that cannot fit is to stop the process.
+    public static func checkMemory(config: ModelConfig, maxConcurrent: Int, threads: Int? = nil,
+                                   available: Int = MemoryBudget.availableBytes) throws(ModelError) {
+        guard maxConcurrent >= 1 else { throw .invalidConfig("--max-concurrent \(maxConcurrent) must be at least 1") }
+        try MemoryBudget.check(MemoryBudget.add(MemoryBudget.weightBytes(config: config),
+                                                requiredBytes(config: config, maxConcurrent: maxConcurrent, threads: threads)),
+                               for: "serving \(maxConcurrent) conversations at once (the weights and a \(config.maxSeqLen)-token cache each)",
+                               available: available)
+    }
+
     /// Queues a generation. The stream yields `.token` events, then `.finished`. If the consumer stops
     /// iterating (its task is cancelled, or the stream and its iterator are dropped), the generation is
     /// cancelled and its slot freed within a step. A prompt that is empty, longer than maxT or holds a token

@@ -8,6 +8,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case tokenCountMismatch(what: String, count: Int, expected: Int)
     case backwardWithoutTargets
     case nonFinite(String)
+    /// `what` needs `bytes` (Int.max: more than an Int can count) but the machine has `available`.
+    case tooLarge(what: String, bytes: Int, available: Int)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .tokenCountMismatch(what, count, expected): "\(what) has \(count) tokens, expected \(expected)"
         case .backwardWithoutTargets: "backward needs a forward pass with targets first"
         case .nonFinite(let what): "non-finite \(what)"
+        case let .tooLarge(what, bytes, available):
+            "\(what) needs \(MemoryBudget.format(bytes)); this machine has \(MemoryBudget.format(available))"
         }
     }
 }

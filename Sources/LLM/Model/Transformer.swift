@@ -67,6 +67,9 @@ public final class Transformer {
         let c = weights.config
         guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
         guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
+        // Everything below is allocated at once: refuse a shape the machine cannot hold before touching memory.
+        try MemoryBudget.checkTraining(config: c, batch: batch, seq: seq, parallel: parallel,
+                                       parameters: weights.layout.totalCount)
         config = c
         self.weights = weights
         batchCapacity = batch
@@ -133,6 +136,33 @@ public final class Transformer {
         4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count)
             + backend.allocatedBytes + 12 * batchCapacity * seqCapacity
             + 8 * ((weights.layout.totalCount + sumBlock - 1) / sumBlock)
+    }
+
+    /// What `allocatedBytes` will be for a model of `config` at (batch, seq), computed before anything is
+    /// allocated and with every product overflow-checked: nil when it overflows an Int (or the config is
+    /// invalid). The activations are linear in the batch and the sum of a T and a T² term, so they are
+    /// derived from the layout's own counts at (1, 1) and (1, 2) and scaled up with checked arithmetic.
+    public static func requiredBytes(config c: ModelConfig, batch: Int, seq: Int,
+                                     parallel: ParallelFor = .allCores) -> Int? {
+        guard let n = MemoryBudget.parameterCount(c) else { return nil }
+        return requiredBytes(config: c, parameters: n, batch: batch, seq: seq, parallel: parallel)
+    }
+
+    /// `requiredBytes` for a config whose parameter layout is already known to be computable (`n` floats).
+    static func requiredBytes(config c: ModelConfig, parameters n: Int, batch: Int, seq: Int,
+                              parallel: ParallelFor) -> Int? {
+        guard batch > 0, seq > 0 else { return nil }
+        let t1 = ActivationLayout(config: c, batch: 1, seq: 1).totalCount   // x + y
+        let t2 = ActivationLayout(config: c, batch: 1, seq: 2).totalCount   // 2x + 4y
+        let y = (t2 - 2 * t1) / 2, x = t1 - y  // per-row floats, per-(row, key) floats
+        let acts = MemoryBudget.multiply(batch, MemoryBudget.add(MemoryBudget.multiply(seq, x),
+                                                                 MemoryBudget.multiply(seq, seq, y)))
+        let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
+        return MemoryBudget.add(MemoryBudget.multiply(4, MemoryBudget.add(MemoryBudget.multiply(4, n),
+                                                                         MemoryBudget.multiply(2, acts))),
+                                MemoryBudget.multiply(4, threads, MatmulScratch.floatsPerThread),
+                                MemoryBudget.multiply(12, batch, seq),
+                                MemoryBudget.multiply(8, (n + sumBlock - 1) / sumBlock))
     }
 
     /// The gradient of one parameter tensor from the last backward pass (a copy).

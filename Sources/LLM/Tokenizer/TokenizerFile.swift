@@ -20,6 +20,9 @@ extension Tokenizer {
         try writeFileAtomically(path) { try $0.write(Array(text.utf8)) }
     }
 
+    /// The most mergeable tokens a tokenizer file may declare (a model's vocabulary is at most 2^24).
+    static let maxTokens = 1 << 24
+
     /// Loads a tokenizer saved by `save(to:)`.
     public static func load(_ path: String) throws -> Tokenizer {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -34,15 +37,25 @@ extension Tokenizer {
         guard lines.count > 3, lines[2].hasPrefix("tokens "), let n = Int(lines[2].dropFirst(7)), n >= 256 else {
             throw fail(3, "expected \"tokens N\" with N ≥ 256")
         }
-        var at = 3, specials = [String: Int32]()
+        // Never trust a count: no vocabulary is larger than a model's, and each token is a line of its own.
+        guard n <= maxTokens else { throw fail(3, "tokens \(n) is more than the \(maxTokens) a vocabulary may hold") }
+        var at = 3, specials = [String: Int32](), lineOfID = [Int32: Int]()
         while at < lines.count, lines[at].hasPrefix("special ") {
             let parts = lines[at].split(separator: " ")
             guard parts.count == 3, let id = Int32(parts[2]), id >= n else { throw fail(at + 1, "expected \"special NAME ID\" with ID ≥ \(n)") }
-            specials[String(parts[1])] = id
+            let name = String(parts[1])
+            guard specials[name] == nil else { throw fail(at + 1, "special token \(name) is listed twice") }
+            if let other = lineOfID[id] { throw fail(at + 1, "special token id \(id) is already used on line \(other)") }
+            specials[name] = id
+            lineOfID[id] = at + 1
             at += 1
         }
+        // The special tokens follow the mergeable ones: ids n..<n+k, so the vocabulary has no holes.
+        if let (id, line) = lineOfID.filter({ Int($0.key) >= n + specials.count }).min(by: { $0.value < $1.value }) {
+            throw fail(line, "special token id \(id) is outside the vocabulary (ids \(n)..<\(n + specials.count): \(n) tokens, then \(specials.count) special)")
+        }
         var tokens = [[UInt8]]()
-        tokens.reserveCapacity(n)
+        tokens.reserveCapacity(min(n, lines.count - at))  // a file too short for n fails in the loop below
         for k in 0..<n {
             guard at + k < lines.count, let bytes = Data(base64Encoded: String(lines[at + k])), !bytes.isEmpty else {
                 throw fail(at + k + 1, "token \(k) is not base64")

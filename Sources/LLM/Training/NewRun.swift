@@ -97,6 +97,7 @@ public struct NewRun {
             shape.vocabSize = tok.vocabSize
             shape.paddedVocabSize = ModelConfig.pad(tok.vocabSize)
             try shape.validate()
+            try MemoryBudget.checkTraining(config: shape, batch: config.batch, seq: config.seq, parallel: parallel)
             weights = .random(config: shape, seed: config.seed)
         case .initFrom(let path):
             weights = try loadWeights(path)

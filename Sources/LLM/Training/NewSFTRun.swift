@@ -35,6 +35,7 @@ public struct NewSFTRun {
     public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+        try ConversationLoader.checkHeldOutFraction(valFraction)
         var config = training
         config.conversations = .init(train: absolute(data), val: valData.map(absolute), valFraction: valFraction)
         config.trainShards = ""

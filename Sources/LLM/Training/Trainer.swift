@@ -73,10 +73,25 @@ public final class Trainer {
     /// Continues a run from its latest complete checkpoint.
     public static func resume(run: RunDirectory, parallel: ParallelFor) throws -> Trainer {
         let config = try run.readConfig()
+        // Check what the files say before anything is sized from it: the settings and the shape, then that the
+        // weights, moments and activations fit in memory (before the weights are even read).
+        do {
+            try config.training.validate()
+            try config.model.validate()
+            try MemoryBudget.checkTraining(config: config.model, batch: config.training.batch, seq: config.training.seq,
+                                           parallel: parallel)
+        } catch {
+            let reason = if case .invalidConfig(let why)? = error as? TrainingError { why } else { "\(error)" }
+            throw TrainingError.invalidConfig("\(run.configPath): \(reason)")
+        }
         run.removeIncompleteCheckpoints()
         guard let latest = run.checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: run.path) }
         guard let weightsPath = RunDirectory.weightsPath(in: latest.path) else {
             throw FormatError.unreadable(path: latest.path, reason: "the checkpoint holds no weights")
+        }
+        let state = try run.readCheckpointState(latest.path)
+        guard (0...config.training.steps).contains(state.step) else {
+            throw TrainingError.invalidConfig("\(latest.path)/state.json: step \(state.step) is not between 0 and the run's \(config.training.steps) steps")
         }
         let weights = try loadWeights(weightsPath)
         guard weights.config == config.model else {

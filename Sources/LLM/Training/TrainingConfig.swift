@@ -56,26 +56,74 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         self.tokenizer = tokenizer
     }
 
-    /// Micro-batches per optimizer step.
-    public var accumulationSteps: Int { (totalBatchTokens ?? batch * seq) / (batch * seq) }
+    /// The most tokens in one micro-batch (B·T): 2^31, so every index into a batch's activations fits in an
+    /// Int32 and B·T·C stays far from Int's range.
+    public static let maxMicroBatchTokens = 1 << 31
+    /// The most tokens in one optimizer step (`totalBatchTokens`): 2^40, about a trillion, far beyond any run.
+    public static let maxStepTokens = 1 << 40
 
-    /// Checks the numbers make sense together; messages name the flag.
+    /// Micro-batches per optimizer step (1 for a configuration `validate()` rejects).
+    public var accumulationSteps: Int {
+        let (bt, overflow) = batch.multipliedReportingOverflow(by: seq)
+        guard !overflow, bt > 0 else { return 1 }
+        return max(1, (totalBatchTokens ?? bt) / bt)
+    }
+
+    /// Optimizer steps for a budget of `tokens` at `stepTokens` per step (rounded up), without overflowing for
+    /// any positive inputs; at least 1.
+    public static func steps(forTokens tokens: Int, stepTokens: Int) -> Int {
+        precondition(tokens > 0 && stepTokens > 0, "tokens and stepTokens must be positive")
+        return max(1, tokens / stepTokens + (tokens % stepTokens == 0 ? 0 : 1))
+    }
+
+    /// Checks --batch, --seq and --total-batch-tokens on their own (no overflow in B·T or the step's tokens);
+    /// `validate()` starts with this. Call it before computing anything from them.
+    public func validateBatchShape() throws(TrainingError) {
+        func fail(_ s: String) -> TrainingError { .invalidConfig(s) }
+        if batch < 1 { throw fail("--batch \(batch) must be at least 1") }
+        if seq < 1 { throw fail("--seq \(seq) must be at least 1") }
+        let (bt, overflow) = batch.multipliedReportingOverflow(by: seq)
+        if overflow || bt > Self.maxMicroBatchTokens {
+            throw fail("--batch \(batch) × --seq \(seq) is more than 2^31 tokens per micro-batch")
+        }
+        if let t = totalBatchTokens {
+            if t < bt || t % bt != 0 {
+                throw fail("--total-batch-tokens \(t) must be a positive multiple of batch × seq = \(bt)")
+            }
+            if t > Self.maxStepTokens { throw fail("--total-batch-tokens \(t) must be at most 2^40") }
+        }
+    }
+
+    /// Checks every setting on its own and against the others; messages name the flag and the accepted range.
+    /// `NewRun` and `NewSFTRun` call it before creating the run directory, `Trainer` on start and resume.
     public func validate() throws(TrainingError) {
         func fail(_ s: String) -> TrainingError { .invalidConfig(s) }
-        if batch < 1 || seq < 1 { throw fail("--batch and --seq must be positive") }
-        if steps < 1 { throw fail("--steps must be positive") }
-        if let t = totalBatchTokens, t < batch * seq || t % (batch * seq) != 0 {
-            throw fail("--total-batch-tokens \(t) must be a multiple of batch × seq = \(batch * seq)")
-        }
-        if !(learningRate > 0) { throw fail("--lr must be positive") }
+        try validateBatchShape()
+        if steps < 1 { throw fail("--steps \(steps) must be at least 1") }
+        if !(learningRate.isFinite && learningRate > 0) { throw fail("--lr \(learningRate) must be a finite number above 0") }
         if warmupSteps < 0 || warmupSteps > steps { throw fail("--warmup \(warmupSteps) must be between 0 and --steps \(steps)") }
-        if !(0...1).contains(finalFraction) { throw fail("--final-fraction must be between 0 and 1") }
-        if !(0...1).contains(decayFraction) { throw fail("--decay-fraction must be between 0 and 1") }
-        if weightDecay < 0 || gradClip < 0 { throw fail("--weight-decay and --grad-clip must not be negative") }
-        if let c = conversations, !(0..<1).contains(c.valFraction) { throw fail("--val-fraction must be in [0, 1)") }
-        if evalEvery < 0 || sampleEvery < 0 || checkpointEvery < 0 || evalBatches < 1 || keepCheckpoints < 1 {
-            throw fail("eval, sample and checkpoint intervals must not be negative; --eval-batches and --keep-checkpoints at least 1")
+        if !(finalFraction.isFinite && (0...1).contains(finalFraction)) {
+            throw fail("--final-fraction \(finalFraction) must be between 0 and 1")
         }
+        if !(decayFraction.isFinite && (0...1).contains(decayFraction)) {
+            throw fail("--decay-fraction \(decayFraction) must be between 0 and 1")
+        }
+        if !(weightDecay.isFinite && weightDecay >= 0) { throw fail("--weight-decay \(weightDecay) must be a finite number ≥ 0") }
+        if !(gradClip.isFinite && gradClip >= 0) { throw fail("--grad-clip \(gradClip) must be a finite number ≥ 0 (0 disables)") }
+        if !(beta1.isFinite && (0..<1).contains(beta1)) { throw fail("beta1 \(beta1) must be in [0, 1)") }
+        if !(beta2.isFinite && (0..<1).contains(beta2)) { throw fail("beta2 \(beta2) must be in [0, 1)") }
+        if !(eps.isFinite && eps > 0) { throw fail("eps \(eps) must be a finite number above 0") }
+        if let c = conversations, !(c.valFraction.isFinite && (0..<1).contains(c.valFraction)) {
+            throw fail("--val-fraction \(c.valFraction) must be in [0, 1)")
+        }
+        if evalEvery < 0 { throw fail("--eval-every \(evalEvery) must be ≥ 0 (0: never)") }
+        if evalBatches < 1 { throw fail("--eval-batches \(evalBatches) must be at least 1") }
+        if sampleEvery < 0 { throw fail("--sample-every \(sampleEvery) must be ≥ 0 (0: never)") }
+        if sampleEvery > 0 && sampleTokens < 1 {
+            throw fail("--sample-tokens \(sampleTokens) must be at least 1 when sampling (--sample-every 0 turns samples off)")
+        }
+        if checkpointEvery < 0 { throw fail("--checkpoint-every \(checkpointEvery) must be ≥ 0 (0: only at the end)") }
+        if keepCheckpoints < 1 { throw fail("--keep-checkpoints \(keepCheckpoints) must be at least 1") }
     }
 
     public func learningRateSchedule() throws -> LearningRateSchedule {
