@@ -31,7 +31,9 @@ struct PrepareCommand: ParsableCommand {
             throw ValidationError("unknown dataset \(dataset) (known: \(KnownDataset.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         if !(valFraction > 0 && valFraction < 1) { throw ValidationError("--val-fraction \(valFraction) must be between 0 and 1 (exclusive)") }
-        if shardTokens < 1 { throw ValidationError("--shard-tokens must be positive") }
+        if shardTokens < 1 || shardTokens > Int(Int32.max) {
+            throw ValidationError("--shard-tokens \(shardTokens) must be between 1 and 2147483647 (a shard's header counts its tokens in 32 bits)")
+        }
         try checkThreads(threads)
     }
 

@@ -159,4 +159,17 @@ import Testing
         try SyntheticConversations.checkCount(1)
         try SyntheticConversations.checkCount(SyntheticConversations.maxCount)
     }
+
+    /// A shard's header holds its token count in 32 bits: a larger --shard-tokens is an error, not a crash, and
+    /// leaves no staging folder behind.
+    @Test func shardTokensBeyond32BitsAreRejected() throws {
+        try withTemporaryDirectory { dir in
+            try writeBytes(Array("some text to prepare".utf8), dir + "/t.txt")
+            var job = DatasetPreparation(inputs: [dir + "/t.txt"], outputDirectory: dir + "/out", name: "t")
+            job.shardTokens = 3_000_000_000
+            #expect(throws: DataError.self) { try job.run(tokenizer: try Tokenizer.gpt2()) }
+            let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/out")) ?? []
+            #expect(leftovers.isEmpty, "left behind: \(leftovers)")
+        }
+    }
 }

@@ -35,7 +35,9 @@ public struct DatasetPreparation {
         guard valFraction > 0 && valFraction < 1 else {
             throw DataError.invalidArgument("--val-fraction \(valFraction) must be between 0 and 1 (exclusive)")
         }
-        guard shardTokens > 0 else { throw DataError.invalidArgument("--shard-tokens must be positive") }
+        guard shardTokens > 0 && shardTokens <= Int(Int32.max) else {
+            throw DataError.invalidArgument("--shard-tokens \(shardTokens) must be between 1 and 2147483647 (a shard's header counts its tokens in 32 bits)")
+        }
         guard let separator = tokenizer.documentSeparator else {
             throw DataError.invalidArgument("the tokenizer has no <|endoftext|> or <|bos|> token to separate documents")
         }
