@@ -18,6 +18,16 @@ import tempfile
 import torch
 
 
+def save_hf(model, path):
+    """save_pretrained as safetensors; only config.json + model.safetensors are kept (generation_config.json,
+    default sampling settings, is irrelevant to a fixture)."""
+    model.save_pretrained(path, safe_serialization=True)
+    gen_cfg = os.path.join(path, "generation_config.json")
+    if os.path.exists(gen_cfg):
+        os.remove(gen_cfg)
+    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"], os.listdir(path)
+
+
 def adamw_trajectory(model, loss_fn, x, y, args, on_step0=None):
     """Train `model` for args.steps AdamW steps on the same batch (x, y); return what the fixture records.
 

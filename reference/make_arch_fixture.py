@@ -46,7 +46,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nanochat_model  # noqa: E402
-from fixture_common import adamw_trajectory, publish_dir  # noqa: E402
+from fixture_common import adamw_trajectory, publish_dir, save_hf  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "gemma3", "nanochat"]
 DEFAULT_EPS = {"llama": 1e-5, "qwen2": 1e-6, "gemma3": 1e-6, "nanochat": 1e-6}
@@ -173,12 +173,9 @@ def save_model(model, path):
     """save_pretrained as safetensors; only config.json + model.safetensors are kept."""
     if isinstance(model, nanochat_model.NanochatForCausalLM):
         nanochat_model.save_pretrained(model, path)
+        assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"], os.listdir(path)
     else:
-        model.save_pretrained(path, safe_serialization=True)
-        gen_cfg = os.path.join(path, "generation_config.json")
-        if os.path.exists(gen_cfg):
-            os.remove(gen_cfg)
-    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"], os.listdir(path)
+        save_hf(model, path)
 
 
 def loss_fn(model, x, y):

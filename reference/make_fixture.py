@@ -52,7 +52,7 @@ import transformers
 from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import adamw_trajectory, publish_dir  # noqa: E402
+from fixture_common import adamw_trajectory, publish_dir, save_hf  # noqa: E402
 
 MODEL_MAGIC = 20240326
 STATE_MAGIC = 20240327
@@ -161,16 +161,6 @@ def build_model(args) -> GPT2LMHeadModel:
 
     assert model.lm_head.weight is model.transformer.wte.weight, "lm_head must be tied to wte"
     return model
-
-
-def save_hf(model, path):
-    """save_pretrained as safetensors; only config.json + model.safetensors are kept."""
-    model.save_pretrained(path, safe_serialization=True)
-    # generation_config.json (default sampling settings) is irrelevant to the fixture.
-    gen_cfg = os.path.join(path, "generation_config.json")
-    if os.path.exists(gen_cfg):
-        os.remove(gen_cfg)
-    assert sorted(os.listdir(path)) == ["config.json", "model.safetensors"], os.listdir(path)
 
 
 def loss_fn(model, x, y):
