@@ -47,8 +47,15 @@ struct RunOptions: ParsableArguments {
     func train(_ trainer: Trainer, progress: TrainingProgress) throws {
         // Saturating: --stop-after beyond the run's end just means to the end.
         let stop = stopAfter.map { trainer.step.addingReportingOverflow($0).overflow ? Int.max : trainer.step + $0 }
-        try trainer.train(stopAfter: stop) { progress.show($0, trainer: trainer) }
+        // The first SIGINT/SIGTERM/SIGHUP finishes the step and writes a checkpoint; a second one exits at once.
+        let interrupt = StopRequest(message: "finishing this step and writing a checkpoint")
+        interrupt.install()
+        try trainer.train(stopAfter: stop, observer: { progress.show($0, trainer: trainer) },
+                          shouldStop: { interrupt.isRequested })
         progress.finish()
+        if interrupt.isRequested && trainer.step < trainer.config.training.steps {
+            print("stopped at step \(trainer.step); continue with: llm \(trainer.config.training.conversations == nil ? "train" : "sft") --resume \(trainer.run.path)")
+        }
         print("run: \(trainer.run.path)")
         if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath(for: trainer.config.model))") }
         if let last = progress.lastEval {

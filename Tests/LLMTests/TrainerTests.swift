@@ -96,16 +96,16 @@ import Testing
     }
 
     /// Losses, eval losses and samples of a run, by step.
-    func trace(_ trainer: Trainer, stopAfter: Int? = nil) throws -> [String] {
+    func trace(_ trainer: Trainer, stopAfter: Int? = nil, shouldStop: () -> Bool = { false }) throws -> [String] {
         var out = [String]()
-        try trainer.train(stopAfter: stopAfter) { event in
+        try trainer.train(stopAfter: stopAfter, observer: { event in
             switch event {
             case .step(let r): out.append("\(r.step) loss \(r.loss.bitPattern) norm \(r.gradNorm.bitPattern)")
             case .eval(let e): out.append("\(e.step) val \(e.loss.bitPattern)")
             case let .sample(step, text): out.append("\(step) sample \(text)")
             case .checkpoint: break
             }
-        }
+        }, shouldStop: shouldStop)
         return out
     }
 
@@ -124,6 +124,22 @@ import Testing
             let run = RunDirectory(dir + "/split")
             #expect(try run.latestWeightsPath() == dir + "/split/model")
             #expect(try loadWeights(try run.latestWeightsPath()).config.architecture == arch)
+        }
+    }
+
+    /// A stop request (what SIGINT/SIGTERM/SIGHUP set in `llm train`) after step 4, between the checkpoints at 3
+    /// and 6, writes a checkpoint of step 4 and returns; resuming from it gives the uninterrupted run exactly.
+    @Test func aStopRequestCheckpointsAndResumesBitExactly() throws {
+        try withTemporaryDirectory { dir in
+            let setup = try Setup(dir)
+            let whole = try trace(try setup.newRun("whole"))
+            let trainer = try setup.newRun("stopped")
+            var steps = 0
+            let first = try trace(trainer, shouldStop: { steps += 1; return steps == 4 })
+            #expect(trainer.step == 4)
+            #expect(RunDirectory(dir + "/stopped").checkpoints().map(\.step) == [3, 4])
+            let rest = try trace(try Trainer.resume(run: RunDirectory(dir + "/stopped"), parallel: ParallelFor(threads: 1)))
+            #expect(first + rest.filter { !$0.hasPrefix("0 ") } == whole)
         }
     }
 

@@ -175,8 +175,11 @@ public final class Trainer {
     // MARK: - The loop
 
     /// Trains to the configured number of steps (or `stopAfter` steps, for tests and demos), reporting each
-    /// step, eval, sample and checkpoint. Evaluates and checkpoints at the end.
-    public func train(stopAfter: Int? = nil, observer: (TrainingEvent) -> Void = { _ in }) throws {
+    /// step, eval, sample and checkpoint. Evaluates and checkpoints at the end. `shouldStop` is asked after each
+    /// step (a signal handler's flag, say): when it says yes, the step's checkpoint is written and training
+    /// returns, so `resume` continues exactly there.
+    public func train(stopAfter: Int? = nil, observer: (TrainingEvent) -> Void = { _ in },
+                      shouldStop: () -> Bool = { false }) throws {
         let last = min(training.steps, stopAfter ?? training.steps)
         if step == 0 && training.evalEvery > 0, valLoader != nil { try report(evaluate(), observer) }
         while step < last {
@@ -194,10 +197,13 @@ public final class Trainer {
                 try runLog.append(RunLogRecord(kind: .sample, step: step, text: text))
                 observer(.sample(step: step, text: text))
             }
-            if (training.checkpointEvery > 0 && step % training.checkpointEvery == 0) || end || step == last {
+            let stopping = !end && step != last && shouldStop()
+            if (training.checkpointEvery > 0 && step % training.checkpointEvery == 0) || end || step == last
+                || stopping {
                 try checkpoint()
                 observer(.checkpoint(step: step, path: run.checkpoints().last!.path))
             }
+            if stopping { return }
         }
         if step == training.steps { try saveWeights(model.weights, to: run.finalModelPath(for: config.model)) }
     }
