@@ -102,7 +102,14 @@ struct TrainCommand: ParsableCommand {
         if let path = `init` { return .initFrom(path) }
         let maxSeq = maxSeq ?? 256
         // The vocabulary is the tokenizer's, set once it is known.
-        if let preset { return .fresh(try ModelPreset.config(arch, preset, vocabSize: 1, maxSeqLen: maxSeq)) }
+        if let preset {
+            var config = try ModelPreset.config(arch, preset, vocabSize: 1, maxSeqLen: maxSeq)
+            if let kvHeads {
+                config.numKVHeads = kvHeads
+                try config.validate()
+            }
+            return .fresh(config)
+        }
         let (L, H, C) = (layers ?? 4, heads ?? 4, channels ?? 256)
         switch arch {
         case .llama:
