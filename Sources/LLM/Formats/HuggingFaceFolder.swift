@@ -14,6 +14,14 @@ public enum HuggingFaceFolder {
         let layer: Int?
         let rows: Range<Int>
         let transposed: Bool
+
+        /// Where these rows lie in an arena laid out by `layout` (the weights, or gradients like them).
+        func arenaRange(_ layout: ParameterLayout) -> Range<Int> {
+            let shape = layout.shape(tensor), perLayer = layout.count(tensor) / (tensor.isPerLayer ? shape[0] : 1)
+            let rowLength = shape.count - (tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
+            let start = layout.offset(tensor) + (layer ?? 0) * perLayer + rows.lowerBound * rowLength
+            return start..<start + rows.count * rowLength
+        }
     }
 
     /// Every tensor of a model of this config, with its HF name.
@@ -153,10 +161,7 @@ public enum HuggingFaceFolder {
                 throw FormatError.nonFinite(path: path, name: e.name, index: i, value: values[i])
             }
             if p.transposed { values = transpose(values, rows: p.shape[0], cols: p.shape[1]) }
-            let shape = layout.shape(p.tensor), perLayer = layout.count(p.tensor) / (p.tensor.isPerLayer ? shape[0] : 1)
-            let rowLength = shape.count - (p.tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
-            let start = layout.offset(p.tensor) + (p.layer ?? 0) * perLayer + p.rows.lowerBound * rowLength
-            weights.arena.withMutableBuffer(start..<start + values.count) { _ = $0.update(fromContentsOf: values) }
+            weights.arena.withMutableBuffer(p.arenaRange(layout)) { _ = $0.update(fromContentsOf: values) }
         }
     }
 
@@ -165,12 +170,13 @@ public enum HuggingFaceFolder {
     /// Writes `folder/config.json` and `folder/model.safetensors` with the names transformers uses for the
     /// architecture, each atomically; creates the folder if needed.
     public static func write(_ weights: ModelWeights, to folder: String) throws {
+        // The config first: a model the architecture cannot express fails before any folder exists.
+        let config = try HuggingFaceConfig.json(weights.config, path: folder + "/config.json")
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         } catch {
             throw FormatError.writeFailed(path: folder, reason: "cannot create the folder (\(error.localizedDescription))")
         }
-        let config = try HuggingFaceConfig.json(weights.config, path: folder + "/config.json")
         try SafeTensorsFile.write(tensors(weights), to: folder + "/model.safetensors")
         try writeFileAtomically(folder + "/config.json") { try $0.write(Array(config.utf8)) }
     }
@@ -179,10 +185,7 @@ public enum HuggingFaceFolder {
     static func tensors(_ weights: ModelWeights, prefix: String = "") -> [SafeTensorsFile.Tensor] {
         let layout = weights.layout
         return placements(weights.config).map { p in
-            let shape = layout.shape(p.tensor), perLayer = layout.count(p.tensor) / (p.tensor.isPerLayer ? shape[0] : 1)
-            let rowLength = shape.count - (p.tensor.isPerLayer ? 1 : 0) >= 2 ? shape[shape.count - 1] : 1
-            let start = layout.offset(p.tensor) + (p.layer ?? 0) * perLayer + p.rows.lowerBound * rowLength
-            var values = weights.arena.array(start..<start + p.rows.count * rowLength)
+            var values = weights.arena.array(p.arenaRange(layout))
             if p.transposed { values = transpose(values, rows: p.shape[1], cols: p.shape[0]) }
             return SafeTensorsFile.Tensor(name: prefix + p.name, shape: p.shape, values: values)
         }
