@@ -6,19 +6,33 @@ import LLM
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer",
-        abstract: "Encode, decode, train and benchmark byte-level BPE tokenizers.",
+        abstract: "Encode, decode, train and benchmark BPE tokenizers (the project's, Hugging Face's, GGUF's).",
         subcommands: [Encode.self, Decode.self, Train.self, Bench.self])
 }
 
 /// `--tokenizer gpt2|PATH`, shared by every command that tokenizes.
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "gpt2 (bundled, the default), a tokenizer file from `llm tokenizer train`, or llm.c's gpt2_tokenizer.bin (decode only).")
+    @Option(help: "gpt2 (bundled, the default), a tokenizer file from `llm tokenizer train`, a Hugging Face folder or tokenizer.json, a GGUF model file, or llm.c's gpt2_tokenizer.bin (decode only).")
     var tokenizer: String?
 
     func load() throws -> Tokenizer {
-        guard let tokenizer, tokenizer != "gpt2" else { return try Tokenizer.gpt2() }
-        if tokenizer.hasSuffix(".bin") { return try Tokenizer.llmcDecoder(tokenizer) }
-        return try Tokenizer.load(tokenizer)
+        guard let tokenizer else { return try Tokenizer.gpt2() }
+        switch try TokenizerSource.of(tokenizer) {
+        case .gpt2: return try Tokenizer.gpt2()
+        case .projectFile: return try Tokenizer.load(tokenizer)
+        case .llmcDecoder: return try Tokenizer.llmcDecoder(tokenizer)
+        case .huggingFaceFolder: return try Tokenizer.loadHuggingFace(folder: tokenizer)
+        case .huggingFaceJSON:
+            // tokenizer_config.json and generation_config.json beside it, as in a model folder.
+            let folder = (tokenizer as NSString).deletingLastPathComponent
+            func sibling(_ name: String) -> String? {
+                let path = (folder as NSString).appendingPathComponent(name)
+                return FileManager.default.fileExists(atPath: path) ? path : nil
+            }
+            return try Tokenizer.loadHuggingFace(tokenizerJSON: tokenizer, config: sibling("tokenizer_config.json"),
+                                                 generationConfig: sibling("generation_config.json"))
+        case .gguf: return try Tokenizer(gguf: try GGUFFile.open(tokenizer).metadata, path: tokenizer)
+        }
     }
 }
 
@@ -29,6 +43,8 @@ extension TokenizerCommand {
         @OptionGroup var options: TokenizerOptions
         @Flag(help: "Encode special-token names such as <|endoftext|> as their ids (by default they are text).")
         var allowSpecial = false
+        @Flag(help: "Add BOS/EOS where the tokenizer says a prompt gets them (add_bos_token, add_eos_token).")
+        var addSpecialTokens = false
         @Flag(help: "Replace invalid UTF-8 with U+FFFD instead of failing.")
         var lossy = false
 
@@ -37,7 +53,7 @@ extension TokenizerCommand {
                 let tok = try options.load()
                 let input = FileHandle.standardInput.readDataToEndOfFile()
                 let text = try decodeUTF8([UInt8](input), path: "<stdin>", lossy: lossy)
-                let ids = tok.encode(text, allowSpecial: allowSpecial)
+                let ids = tok.encode(text, allowSpecial: allowSpecial, addSpecialTokens: addSpecialTokens)
                 print("[" + ids.map(String.init).joined(separator: ", ") + "]")
             }
         }

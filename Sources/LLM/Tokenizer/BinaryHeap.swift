@@ -11,6 +11,8 @@ struct BinaryHeap<Element: HeapOrdered> {
 
     var isEmpty: Bool { items.isEmpty }
 
+    mutating func reserveCapacity(_ n: Int) { items.reserveCapacity(n) }
+
     mutating func push(_ element: Element) {
         items.append(element)
         var c = items.count - 1

@@ -148,4 +148,22 @@ enum GPT2ByteAlphabet {
         for (b, c) in byteToUnicode.enumerated() { map[c] = UInt8(b) }
         return map
     }()
+
+    /// The bytes a token string in this alphabet stands for (nil if a character is outside it).
+    static func bytes(of token: String) -> [UInt8]? {
+        var out = [UInt8]()
+        out.reserveCapacity(token.utf8.count)
+        for s in token.unicodeScalars {
+            guard s.value < 0x144, let b = unicodeToByte[s.value] else { return nil }
+            out.append(b)
+        }
+        return out
+    }
+
+    /// The token string for raw bytes.
+    static func string(of bytes: some Sequence<UInt8>) -> String {
+        var s = String.UnicodeScalarView()
+        for b in bytes { s.append(Unicode.Scalar(byteToUnicode[Int(b)])!) }
+        return String(s)
+    }
 }

@@ -1,24 +1,67 @@
-// The pre-tokenizer: splits text into the pieces BPE then encodes one at a time, exactly as tiktoken's
-// regexes do, with a hand-written scanner over UTF-8 (a general regex engine runs at 2–4 MB/s here).
+// The pre-tokenizer: splits text into the pieces BPE then encodes one at a time, exactly as tiktoken's and
+// Hugging Face's regexes do, with a hand-written scanner over UTF-8 (a general regex engine runs at 2–4 MB/s here).
 //
 // GPT-2:  's|'t|'re|'ve|'m|'ll|'d | ?\p{L}+ | ?\p{N}+ | ?[^\s\p{L}\p{N}]+ | \s+(?!\S) | \s+
 // GPT-4 (nanochat's, with \p{N}{1,2}):
 //         '(?i:[sdmt]|ll|ve|re) | [^\r\n\p{L}\p{N}]?+\p{L}+ | \p{N}{1,2} | ?[^\s\p{L}\p{N}]++[\r\n]* |
 //         \s*[\r\n] | \s+(?!\S) | \s+
+// Llama 3: GPT-4's with \p{N}{1,3} (and `\s*[\r\n]+`, which matches the same); Qwen2: with \p{N} (one digit).
+// SmolLM:  every digit its own piece first (HF's Digits(individual_digits)), then GPT-2's on the text between.
 // Alternatives are tried in order at each position (leftmost-first), as the regex engines do.
 
-/// Which split pattern a tokenizer uses.
+/// The split pattern of the project's own tokenizers (`BPETrainer`, the llm-tokenizer file).
 public enum SplitPattern: String, Sendable, Codable, CaseIterable {
     case gpt2
     case gpt4
 
     /// The regex this scanner implements (for documentation and exports).
-    public var regex: String {
-        switch self {
-        case .gpt2: #"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
-        case .gpt4: #"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"#
+    public var regex: String { SplitRule(self).regex }
+}
+
+/// How a tokenizer cuts text into pieces before BPE: the project's patterns, and those of other models'
+/// tokenizers read from a tokenizer.json or GGUF file. SmolLM's is GPT-2's regex applied to the text between
+/// digits, each digit a piece of its own; `whole` does not split (SentencePiece-style tokenizers).
+enum SplitRule: String, Sendable, Equatable {
+    case gpt2, gpt4, llama3, qwen2, smollm, whole
+
+    init(_ pattern: SplitPattern) {
+        switch pattern {
+        case .gpt2: self = .gpt2
+        case .gpt4: self = .gpt4
         }
     }
+
+    /// The project's pattern this is, if it is one.
+    var pattern: SplitPattern? { SplitPattern(rawValue: rawValue) }
+
+    var regex: String {
+        switch self {
+        case .gpt2, .smollm: #"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+        case .gpt4: #"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"#
+        case .llama3: SplitRule.llama3Regex
+        case .qwen2: SplitRule.qwen2Regex
+        case .whole: #"(?s:.+)"#
+        }
+    }
+
+    /// The rule a Hugging Face `Split` pre-tokenizer's regex is, if it is one this scanner implements.
+    init?(huggingFaceRegex regex: String) {
+        switch regex {
+        case SplitRule.huggingFaceGPT2Regex, SplitRule.gpt2.regex: self = .gpt2
+        case SplitRule.gpt4.regex: self = .gpt4
+        case SplitRule.llama3Regex: self = .llama3
+        case SplitRule.qwen2Regex: self = .qwen2
+        default: return nil
+        }
+    }
+
+    /// Whether the text is cut at all.
+    var splits: Bool { self != .whole }
+
+    static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// GPT-2's regex as Hugging Face's ByteLevel pre-tokenizer spells it.
+    static let huggingFaceGPT2Regex = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 }
 
 /// The character classes the patterns distinguish.
@@ -53,7 +96,14 @@ func classify(_ scalar: UInt32) -> CharClass {
 /// Scans UTF-8 bytes (assumed valid) into pieces.
 struct SplitScanner {
     let text: UnsafeBufferPointer<UInt8>
-    let pattern: SplitPattern
+    let rule: SplitRule
+
+    init(text: UnsafeBufferPointer<UInt8>, rule: SplitRule) {
+        self.text = text
+        self.rule = rule
+    }
+
+    init(text: UnsafeBufferPointer<UInt8>, pattern: SplitPattern) { self.init(text: text, rule: SplitRule(pattern)) }
 
     /// The scalar starting at byte i and its length in bytes.
     @inline(__always)
@@ -90,19 +140,53 @@ struct SplitScanner {
         return j
     }
 
-    /// The end of a run of characters that are none of letter, number, whitespace.
-    @inline(__always)
-    func otherRunEnd(from i: Int, stopAtNewline: Bool = false) -> Int {
-        runEnd(from: i, .other)
-    }
-
     /// Calls `body(start, end)` for each piece, in order.
     func forEachPiece(_ body: (Int, Int) -> Void) {
+        switch rule {
+        case .gpt2: forEach(body) { nextGPT2($0) }
+        case .gpt4: forEach(body) { nextGPT4($0, maxDigits: 2) }
+        case .llama3: forEach(body) { nextGPT4($0, maxDigits: 3) }
+        case .qwen2: forEach(body) { nextGPT4($0, maxDigits: 1) }
+        case .smollm: forEachSmolLMPiece(body)
+        case .whole: if !text.isEmpty { body(0, text.count) }
+        }
+    }
+
+    @inline(__always)
+    private func forEach(_ body: (Int, Int) -> Void, next: (Int) -> Int) {
         var i = 0
         while i < text.count {
-            let end = pattern == .gpt2 ? nextGPT2(i) : nextGPT4(i)
+            let end = next(i)
             body(i, end)
             i = end
+        }
+    }
+
+    /// SmolLM's: each digit (\p{N}) is a piece; GPT-2's pattern splits the text between digits, each stretch
+    /// scanned on its own (so its end is the end of text for `\s+(?!\S)`).
+    private func forEachSmolLMPiece(_ body: (Int, Int) -> Void) {
+        var start = 0, i = 0
+        while i <= text.count {
+            var n = 0
+            if i < text.count {
+                let b = text[i]
+                if b < 0x80 {
+                    if b < 0x30 || b > 0x39 { i += 1; continue }
+                    n = 1
+                } else {
+                    let (s, len) = scalar(at: i)
+                    if classify(s) != .number { i += len; continue }
+                    n = len
+                }
+            }
+            if i > start {
+                let stretch = SplitScanner(text: UnsafeBufferPointer(rebasing: text[start..<i]), rule: .gpt2)
+                stretch.forEachPiece { body(start + $0, start + $1) }
+            }
+            if n == 0 { break }
+            body(i, i + n)
+            i += n
+            start = i
         }
     }
 
@@ -150,7 +234,8 @@ struct SplitScanner {
         return whitespacePiece(i)
     }
 
-    func nextGPT4(_ i: Int) -> Int {
+    /// GPT-4's pattern at i, with at most `maxDigits` digits to a number piece (Llama 3: 3, Qwen2: 1).
+    func nextGPT4(_ i: Int, maxDigits: Int) -> Int {
         let c = contraction(at: i, ignoreCase: true)
         if c > 0 { return i + c }
         let (s0, n0) = scalar(at: i)
@@ -161,12 +246,14 @@ struct SplitScanner {
             let j = i + n0
             if j < text.count && classAt(j) == .letter { return runEnd(from: j, .letter) }
         }
-        // \p{N}{1,2}
+        // \p{N}{1,maxDigits}
         if c0 == .number {
-            let j = i + n0
-            if j < text.count {
+            var j = i + n0, digits = 1
+            while digits < maxDigits && j < text.count {
                 let (s1, n1) = scalar(at: j)
-                if classify(s1) == .number { return j + n1 }
+                if classify(s1) != .number { break }
+                j += n1
+                digits += 1
             }
             return j
         }

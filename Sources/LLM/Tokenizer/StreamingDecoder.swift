@@ -1,16 +1,25 @@
 // Decodes tokens one at a time for streaming output without ever emitting half of a UTF-8 character:
-// bytes of an incomplete character wait for the next token.
+// bytes of an incomplete character (a byte-level token's partial bytes, a SentencePiece byte-fallback token
+// like "<0xE4>") wait for the next token. What the pushes return adds up to `decodeString` of all the ids,
+// including the decoder's strip of leading spaces (Llama 2's).
 
 public struct StreamingDecoder {
     public let tokenizer: Tokenizer
     private var pending: [UInt8] = []
+    /// How many copies of the decoder's strip content may still come off the start of the stream.
+    private var stripLeft: Int
 
-    public init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
+    public init(tokenizer: Tokenizer) {
+        self.tokenizer = tokenizer
+        stripLeft = tokenizer.leadingStrip?.count ?? 0
+    }
 
     /// The text this token completes ("" while a character is still incomplete). Bytes that can never
     /// form a character come out as U+FFFD.
     public mutating func push(_ id: Int32) throws(TokenizerError) -> String {
         try tokenizer.appendBytes(of: id, to: &pending)
+        stripLeading(final: false)
+        guard stripLeft == 0 else { return "" }
         let complete = completePrefixLength(pending)
         guard complete > 0 else { return "" }
         let text = String(decoding: pending[..<complete], as: UTF8.self)
@@ -18,10 +27,30 @@ public struct StreamingDecoder {
         return text
     }
 
-    /// Whatever is left; an incomplete character becomes U+FFFD.
+    /// Whatever is left; an incomplete character becomes U+FFFD. The decoder starts afresh afterwards.
     public mutating func finish() -> String {
-        defer { pending.removeAll() }
+        stripLeading(final: true)
+        defer {
+            pending.removeAll()
+            stripLeft = tokenizer.leadingStrip?.count ?? 0
+        }
         return String(decoding: pending, as: UTF8.self)
+    }
+
+    /// Takes the strip content off the start while it is there; stops stripping once other bytes come first.
+    /// While the pending bytes could still be the start of the content, waits (unless `final`).
+    private mutating func stripLeading(final: Bool) {
+        guard stripLeft > 0, let content = tokenizer.leadingStrip?.content, !content.isEmpty else { return }
+        while stripLeft > 0 {
+            if pending.starts(with: content) {
+                pending.removeFirst(content.count)
+                stripLeft -= 1
+            } else if !final && content.starts(with: pending) {
+                return  // empty, or a prefix of the content: wait for more
+            } else {
+                stripLeft = 0
+            }
+        }
     }
 
     /// The length of the longest prefix that does not end inside a character that later bytes could

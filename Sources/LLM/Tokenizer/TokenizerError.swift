@@ -6,6 +6,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case resourceNotFound(name: String, searched: [String])
     case invalidToken(id: Int32, vocabSize: Int)
     case invalidUTF8(path: String, offset: Int)
+    /// A valid file asking for something this tokenizer does not implement, e.g. "pre_tokenizer Whitespace".
+    case unsupported(path: String, feature: String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             "\(name) not found (looked in \(searched.joined(separator: ", "))); set LLM_RESOURCES to the folder holding it"
         case let .invalidToken(id, vocabSize): "token id \(id) is out of range for vocab size \(vocabSize)"
         case let .invalidUTF8(path, offset): "\(path): invalid UTF-8 at byte offset \(offset)"
+        case let .unsupported(path, feature): "\(path): unsupported: \(feature)"
         }
     }
 }

@@ -11,11 +11,16 @@
 import Foundation
 
 extension Tokenizer {
-    /// Saves this tokenizer in the project's format, atomically.
+    /// Saves this tokenizer in the project's format, atomically. Only tiktoken-style tokenizers (`isRankBased`)
+    /// fit it; a Hugging Face or GGUF tokenizer stays in its own files.
     public func save(to path: String) throws {
-        var lines = ["llm-tokenizer 1", "pattern \(pattern.rawValue)", "tokens \(ranks.count)"]
+        guard isRankBased, let pattern else {
+            throw TokenizerError.unsupported(path: path, feature: "saving a merges-based (Hugging Face or GGUF) tokenizer as an llm-tokenizer file")
+        }
+        let tokens = mergeableTokens
+        var lines = ["llm-tokenizer 1", "pattern \(pattern.rawValue)", "tokens \(tokens.count)"]
         for (name, id) in specialTokens.sorted(by: { $0.value < $1.value }) { lines.append("special \(name) \(id)") }
-        for t in mergeableTokens { lines.append(Data(t).base64EncodedString()) }
+        for t in tokens { lines.append(Data(t).base64EncodedString()) }
         let text = lines.joined(separator: "\n") + "\n"
         try writeFileAtomically(path) { try $0.write(Array(text.utf8)) }
     }
@@ -71,6 +76,7 @@ extension Tokenizer {
 
     /// Writes tiktoken-style ranks (mergeable tokens only; tiktoken takes special tokens separately).
     public func exportTiktoken(to path: String) throws {
+        guard isRankBased else { throw TokenizerError.unsupported(path: path, feature: "exporting a merges-based tokenizer as tiktoken ranks") }
         let text = mergeableTokens.enumerated().map { "\(Data($0.element).base64EncodedString()) \($0.offset)" }
             .joined(separator: "\n") + "\n"
         try writeFileAtomically(path) { try $0.write(Array(text.utf8)) }
