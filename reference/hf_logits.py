@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Load a checkpoint folder (config.json + model.safetensors) the way other tools would, and run tokens.
+"""Load a checkpoint folder (config.json + model.safetensors) or a GGUF file the way other tools would, and run tokens.
 
 Shows that a model written by the Swift `llm` program loads in Hugging Face transformers
 (AutoModelForCausalLM; reference/nanochat_model.py when config.json says "model_type": "nanochat") and
 computes the same logits.
+
+  MODEL_DIR may also be a .gguf file (transformers' from_pretrained(..., gguf_file=...)).
 
   python3 reference/hf_logits.py MODEL_DIR --tokens 1,2,3
       prints the last position's top-5 logits (token id and value)
@@ -23,6 +25,14 @@ import torch
 
 
 def load_model(path):
+    if os.path.isfile(path) and path.endswith(".gguf"):
+        # A GGUF file: transformers dequantizes it to float32 and builds the model from its metadata.
+        import transformers
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        folder, name = os.path.split(os.path.abspath(path))
+        return transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32,
+                                                                 attn_implementation="eager").eval()
     with open(os.path.join(path, "config.json")) as f:
         cfg = json.load(f)
     if cfg.get("model_type") == "nanochat":

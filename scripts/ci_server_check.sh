@@ -38,9 +38,14 @@ if [ -z "$llm" ]; then
     llm=.build/release/llm
 fi
 
-python3 scripts/make_tiny_model.py --out "$work/tiny.bin"
+# The model: $LLM_SERVE_MODEL (a real one, from scripts/ci_real_models_check.sh), else a tiny random GPT-2.
+model=${LLM_SERVE_MODEL:-}
+if [ -z "$model" ]; then
+    python3 scripts/make_tiny_model.py --out "$work/tiny.bin"
+    model="$work/tiny.bin"
+fi
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$llm" serve --model "$work/tiny.bin" --port "$port" --max-tokens 64 >"$work/server.log" 2>&1 &
+"$llm" serve --model "$model" --port "$port" --max-tokens 64 >"$work/server.log" 2>&1 &
 pid=$!
 
 health() { python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)" "http://127.0.0.1:$port/health" 2>/dev/null; }

@@ -23,20 +23,27 @@ public struct ServedModel: Sendable {
     public let contextLength: Int
     /// The chat format, or nil when the model's vocabulary has no rows for the chat tokens (then only
     /// `/v1/completions` works).
-    public let chat: ChatRenderer?
-    /// The tokens that end any reply because they are not text: the chat tokens, the tokenizer's special
-    /// tokens (such as `<|endoftext|>`), and ids past the tokenizer's vocabulary.
+    public let chat: (any ChatFormat)?
+    /// The tokens that end any reply because they are not text: the chat format's stops, the tokenizer's
+    /// special tokens (such as `<|endoftext|>`), and ids past the tokenizer's vocabulary.
     public let stopTokens: Set<Int32>
 
+    /// A model trained here: nanochat's chat format, if the vocabulary has room for its tokens.
     public init(name: String, tokenizer: Tokenizer, config: ModelConfig) {
+        let renderer = ChatRenderer(tokenizer: tokenizer)
+        self.init(name: name, tokenizer: tokenizer, config: config,
+                  format: renderer.requiredVocabSize <= config.vocabSize ? renderer : nil)
+    }
+
+    /// A model with the given chat format (nil: completions only).
+    public init(name: String, tokenizer: Tokenizer, config: ModelConfig, format: (any ChatFormat)?) {
         self.name = name
         self.tokenizer = tokenizer
         contextLength = config.maxSeqLen
-        let renderer = ChatRenderer(tokenizer: tokenizer)
-        let canChat = renderer.tokens.requiredVocabSize <= config.vocabSize
-        chat = canChat ? renderer : nil
+        chat = format
         var stops = Set(tokenizer.specialTokens.values)
-        if canChat { stops.formUnion(renderer.tokens.all) }
+        if let renderer = format as? ChatRenderer { stops.formUnion(renderer.tokens.all) }
+        if let format { stops.formUnion(format.stopTokens) }
         stops.formUnion((tokenizer.vocabSize..<max(tokenizer.vocabSize, config.vocabSize)).map { Int32($0) })
         stopTokens = stops
     }

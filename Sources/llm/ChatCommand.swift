@@ -9,7 +9,7 @@ import Synchronization
 struct ChatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat",
-        abstract: "Chat with a fine-tuned model in the terminal.",
+        abstract: "Chat with a model in the terminal.",
         discussion: """
             Type a message and press return; the reply streams as it is generated. A line ending in \\ continues \
             on the next line, and a line with just \"\"\" starts or ends a multi-line block. Commands: /clear, \
@@ -18,13 +18,16 @@ struct ChatCommand: ParsableCommand {
             typed (use /quit or Ctrl-D to exit). When the conversation outgrows the model's context, its oldest \
             exchanges are forgotten. With stdin not a terminal, each line (or block) is a message and stdout gets \
             only the replies, one per message (notes go to stderr; Ctrl-C between replies exits). --prompt asks \
-            one question and exits. The model needs the chat tokens: fine-tune it with `llm sft` first.
+            one question and exits. A GGUF file or Hugging Face folder chats in its own template; a model trained \
+            here needs nanochat's chat tokens: fine-tune it with `llm sft` first.
             """)
 
-    @Option(help: "A run directory from `llm sft` (its newest weights and its tokenizer), an llm.c .bin checkpoint or a Hugging Face folder.")
+    @Option(help: "A GGUF file or Hugging Face folder of a chat model (its own tokenizer and chat template), a run directory from `llm sft` (its newest weights and its tokenizer), or an llm.c .bin checkpoint.")
     var model: String
-    @Option(help: "gpt2 or a tokenizer file (default: the run's, or gpt2 for a checkpoint or folder).")
+    @Option(help: "gpt2, a tokenizer file, a tokenizer.json, a GGUF file or a Hugging Face folder (default: the model's own; gpt2 for a checkpoint).")
     var tokenizer: String?
+    @Option(help: "The chat format: auto (the model's own template, or nanochat's for a model trained here), nanochat, or a built-in template: \(ChatTemplate.builtinNames.joined(separator: ", ")).")
+    var chatFormat = "auto"
     @Option(help: "Sampling temperature; 0 always takes the most likely token.") var temperature: Float = 0.6
     @Option(help: "Sample among the K most likely tokens only (0 for all).") var topK = 50
     @Option(help: "Then keep the fewest most likely tokens whose probability reaches P.") var topP: Float = 1
@@ -48,11 +51,15 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let loaded = try LoadedModel.load(model, tokenizer: tokenizer)
+            let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat)
+            guard let format = loaded.chatFormat else {
+                let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
+                throw ChatSessionError.noChatTokens(vocabSize: loaded.weights.config.vocabSize, required: needed)
+            }
             try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: 1, threads: threads)
             let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: 1, threads: threads)
             defer { engine.shutdown() }
-            let session = try ChatSession(engine: engine, tokenizer: loaded.tokenizer, parameters: parameters,
+            let session = try ChatSession(engine: engine, format: format, parameters: parameters,
                                           system: system, seed: seed ?? .random(in: .min ... .max))
             if let prompt {
                 let reply = try session.reply(to: prompt) { write($0); return true }

@@ -6,7 +6,7 @@ import LLM
 struct SampleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
-        abstract: "Generate text from a GPT-2 model, streaming it to stdout.",
+        abstract: "Generate text from a model, streaming it to stdout.",
         discussion: """
             Runs the prompt through the model in one batched pass, then one token per step against a key/value \
             cache. Prints only the new tokens: text, decoded as it streams without splitting a UTF-8 character, \
@@ -18,7 +18,7 @@ struct SampleCommand: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, ids }
 
-    @Option(help: "An llm.c .bin checkpoint, a Hugging Face folder, or a run directory from `llm train` (its newest weights and its tokenizer).")
+    @Option(help: "A GGUF file, a Hugging Face folder, an llm.c .bin checkpoint, or a run directory from `llm train` (its newest weights and its tokenizer).")
     var model: String?
     @Option(help: "Random weights of a preset shape (d6, d12, ...) instead of --model, for timing.") var randomPreset: String?
     @Option(help: "Prompt text.") var prompt: String?
@@ -57,21 +57,27 @@ struct SampleCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.check()
-            // A run directory stands for its newest weights and, unless --tokenizer says otherwise, its tokenizer.
+            // A real model (a GGUF file, a Hugging Face folder with its tokenizer.json) brings its tokenizer and end
+            // tokens; a run directory stands for its newest weights and, unless --tokenizer says otherwise, its
+            // tokenizer.
+            let real = model.map { isGGUF($0) || FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") } ?? false
+            let loaded = real ? try LoadedModel.load(model!, tokenizer: tokenizerOptions.tokenizer) : nil
             let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
-            let weights = try run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
+            let weights = try loaded?.weights ?? run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
                 ?? .randomGPT2(config: try ModelPreset.config(.gpt2, randomPreset!), seed: 0)
             let config = weights.config
             // Text in, text out or the default start token need the tokenizer; ids in and out do not.
             let needsTokenizer = promptIds == nil || format == .text
             let tokenizer = !needsTokenizer ? nil
-                : try run.flatMap { run in tokenizerOptions.tokenizer == nil
+                : try loaded?.tokenizer ?? run.flatMap { run in tokenizerOptions.tokenizer == nil
                     ? try Trainer.loadTokenizer(try run.readConfig().training.tokenizer, run: run) : nil }
                 ?? tokenizerOptions.load()
             if let tokenizer, tokenizer.vocabSize > config.vocabSize {
                 throw usageError("the tokenizer has \(tokenizer.vocabSize) tokens but the model only \(config.vocabSize); give the model's own with --tokenizer")
             }
-            var ids = promptIds.flatMap(parseIDs) ?? tokenizer.map { $0.encode(prompt ?? "") } ?? []
+            // A prompt starts with BOS where the tokenizer says so (Gemma's and Llama's), as Hugging Face's does.
+            let bos = tokenizer.flatMap { $0.addBOS ? $0.bos : nil }
+            var ids = promptIds.flatMap(parseIDs) ?? tokenizer.map { t in [bos].compactMap { $0 } + t.encode(prompt ?? "") } ?? []
             if ids.isEmpty {
                 guard let start = tokenizer?.documentSeparator else {
                     throw usageError("the tokenizer has no document separator to start from; give a prompt")
@@ -84,7 +90,11 @@ struct SampleCommand: ParsableCommand {
                 throw usageError("the prompt has \(ids.count) tokens, more than the model's context of \(config.maxSeqLen); --crop keeps its last tokens")
             }
             var parameters = parameters
-            if let separator = tokenizer?.documentSeparator { parameters.stopTokens = [separator] }
+            if let loaded {
+                parameters.stopTokens = Set(loaded.endTokens)
+            } else if let separator = tokenizer?.documentSeparator {
+                parameters.stopTokens = [separator]
+            }
 
             let generator = Generator(weights: weights, parallel: threads.map { ParallelFor(threads: $0) } ?? .allCores)
             var output = TokenOutput(format: format, tokenizer: tokenizer)

@@ -15,13 +15,14 @@ struct ServeCommand: ParsableCommand {
             /health (active and queued generations). Requests take OpenAI's fields (messages or prompt, \
             max_tokens, temperature, top_p, stop, seed, stream) plus top_k; errors come back in OpenAI's error \
             shape. Up to --max-concurrent requests generate together, batched; more wait in a queue; a client \
-            that disconnects cancels its generation. Chat needs a model whose vocabulary has rows for the chat \
-            tokens (50265 or more with GPT-2's tokenizer); other models serve /v1/completions only. SIGINT or \
+            that disconnects cancels its generation. A GGUF file or Hugging Face folder chats in its own template \
+            (or --chat-format); a model trained here needs rows for nanochat's chat tokens (50265 or more with \
+            GPT-2's tokenizer); other models serve /v1/completions only. SIGINT or \
             SIGTERM stops the server gracefully: it stops accepting connections, finishes the requests in \
             flight and exits with status 0.
             """)
 
-    @Option(help: "An llm.c .bin checkpoint, a Hugging Face folder, or a run directory from `llm train` or `llm sft` (its newest weights and its tokenizer).")
+    @Option(help: "A GGUF file, a Hugging Face folder, an llm.c .bin checkpoint, or a run directory from `llm train` or `llm sft` (its newest weights and its tokenizer).")
     var model: String
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0: any free one, logged at startup).") var port = 8000
@@ -33,6 +34,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
     @Option(help: "The largest request body, in bytes.") var maxBodyBytes = 1 << 20
     @OptionGroup var tokenizerOptions: TokenizerOptions
+    @Option(help: "The chat format: auto (the model's own template, or nanochat's for a model trained here), nanochat, or a built-in template: \(ChatTemplate.builtinNames.joined(separator: ", ")).")
+    var chatFormat = "auto"
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
@@ -45,13 +48,13 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         var loaded: LoadedModel?
-        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer) }
+        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat) }
         guard let loaded else { return }
         let config = loaded.weights.config
         // A run directory is named for itself, not for its model.bin.
         let file = URL(fileURLWithPath: model).standardized.lastPathComponent
-        let modelName = name ?? (file.hasSuffix(".bin") ? String(file.dropLast(4)) : file)
-        let served = ServedModel(name: modelName, tokenizer: loaded.tokenizer, config: config)
+        let modelName = name ?? (file.hasSuffix(".bin") ? String(file.dropLast(4)) : file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file)
+        let served = ServedModel(name: modelName, tokenizer: loaded.tokenizer, config: config, format: loaded.chatFormat)
         var limits = ServerLimits()
         limits.maxTokens = maxTokens
         limits.maxMessages = maxMessages

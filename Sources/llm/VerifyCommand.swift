@@ -12,6 +12,10 @@ struct VerifyCommand: ParsableCommand {
             generic one for any architecture (hf/, state.safetensors, trajectory.json, final/). Or give --model and \
             --state for llm.c files kept elsewhere. Exits 0 only if every check holds. See reference/ for how \
             fixtures are made.
+
+            With --greedy REFERENCE.json and --model MODEL (a GGUF file, a Hugging Face folder, …): checks greedy \
+            decoding against transformers' (reference/real_model_greedy.py writes the file): each case's prompt ids \
+            (rendered with the model's tokenizer and chat template) and every new token.
             """)
 
     @Argument(help: "A fixture folder, in either format.")
@@ -28,11 +32,17 @@ struct VerifyCommand: ParsableCommand {
     var saveFinal: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
+    @Option(help: "Greedy replies of a real model from reference/real_model_greedy.py, to check --model against.")
+    var greedy: String?
 
     @OptionGroup var device: DeviceOption
 
     func validate() throws {
         try checkThreads(threads)
+        if greedy != nil {
+            if model == nil || fixture != nil || state != nil { throw ValidationError("--greedy needs --model and nothing else") }
+            return
+        }
         if (fixture == nil) == (model == nil || state == nil) {
             throw ValidationError("give a fixture folder, or --model and --state (not both)")
         }
@@ -45,6 +55,7 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.check()
+            if let greedy { return try verifyGreedy(greedy) }
             let loaded = try loadFixture()
             let (weights, st, traj, finalWeights) = (loaded.weights, loaded.state, loaded.trajectory, loaded.final)
             let c = weights.config
@@ -84,6 +95,23 @@ struct VerifyCommand: ParsableCommand {
             print(allPassed ? "\nall checks passed" : "\nSOME CHECKS FAILED")
             if !allPassed { throw ExitCode.failure }
         }
+    }
+
+    private func verifyGreedy(_ reference: String) throws {
+        let loaded = try LoadedModel.load(model!)
+        print("model  \(loaded.weightsPath)  (\(loaded.weights.config))")
+        print(pad("case", 16) + pad("prompt", 9) + pad("tokens", 12) + "result")
+        let results = try GreedyCheck.run(model: loaded, referencePath: reference,
+                                          parallel: threads.map { ParallelFor(threads: $0) } ?? .allCores) { r in
+            let outcome = r.passed ? "OK" : r.marginAtDivergence.map { "FAIL at token \(r.matchingTokens + 1) (our top-2 margin \(sci(Double($0))))" } ?? "FAIL"
+            print(pad(r.name, 16) + pad(r.promptMatches ? "same" : "DIFFERS", 9)
+                  + pad("\(r.matchingTokens)/\(r.referenceTokens)", 12) + outcome)
+            if let d = r.promptDifference { print("    prompt differs \(d)") }
+            print("    " + r.text.replacingOccurrences(of: "\n", with: "\\n"))
+        }
+        let passed = results.filter { $0.passed }.count
+        print("\(passed)/\(results.count) cases equal to the reference")
+        if passed != results.count { throw ExitCode.failure }
     }
 
     /// The fixture folder, or the llm.c files given one by one.

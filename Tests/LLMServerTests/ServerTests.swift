@@ -82,7 +82,7 @@ import Testing
             #expect(call.parameters.topP == 0.9)
             #expect(call.parameters.topK == 40)
             #expect(call.parameters.seed == 7)
-            let chat = TinyModel.served.chat!.tokens
+            let chat = (TinyModel.served.chat as! ChatRenderer).tokens
             #expect(call.parameters.stopTokens.isSuperset(of: chat.all))
             #expect(!call.parameters.stopTokens.contains(where: { $0 < 50256 }))
         }

@@ -54,7 +54,7 @@ import Testing
         let parameters = GenerateParameters(maxNewTokens: 12, temperature: 0)
         let weights = Self.model()
         let session = try Self.session(parameters, weights: weights)
-        let renderer = session.renderer
+        let renderer = session.format as! ChatRenderer
         for (turn, message) in ["hello there", "how is the weather?"].enumerated() {
             let before = session.conversation
             let pieces = Pieces()

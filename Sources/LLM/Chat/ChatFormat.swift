@@ -56,8 +56,39 @@ public struct ChatTokens: Sendable, Equatable {
     }
 }
 
+/// How one chat model's conversations become tokens: nanochat's own format (`ChatRenderer`, for models trained
+/// here) or a model's Jinja chat template (`TemplateChatFormat`, for real models). Chat, serving, SFT and the
+/// samples during training all go through this.
+public protocol ChatFormat: Sendable {
+    var tokenizer: Tokenizer { get }
+    /// The ids of `conversation` and its loss mask (`mask[i]`: is `ids[i]` supervised: the assistant's turns),
+    /// cut to the first `maxTokens`.
+    func render(_ conversation: Conversation, maxTokens: Int) throws -> (ids: [Int32], mask: [Bool])
+    /// The prompt for the assistant's next reply; the last message must be the user's.
+    func renderForCompletion(_ conversation: Conversation) throws -> [Int32]
+    /// The tokens that end the assistant's reply.
+    var stopTokens: [Int32] { get }
+    /// The text shown for a token that is not ordinary text (a chat or special token's name), nil for text.
+    func specialName(of id: Int32) -> String?
+    /// The input id that pads training rows.
+    var paddingToken: Int32 { get }
+    /// The smallest model vocabulary that holds every id this format uses.
+    var requiredVocabSize: Int { get }
+}
+
+extension ChatFormat {
+    /// Text for ids, special tokens shown by name; invalid UTF-8 becomes U+FFFD.
+    public func decode(_ ids: [Int32]) throws(TokenizerError) -> String {
+        var bytes = [UInt8]()
+        for id in ids {
+            if let name = specialName(of: id) { bytes.append(contentsOf: name.utf8) } else { try tokenizer.appendBytes(of: id, to: &bytes) }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
 /// Renders conversations in nanochat's chat format (see the top of this file).
-public struct ChatRenderer: Sendable {
+public struct ChatRenderer: ChatFormat {
     public let tokenizer: Tokenizer
     public let tokens: ChatTokens
 
@@ -112,15 +143,15 @@ public struct ChatRenderer: Sendable {
         return render(conversation).ids + [tokens.assistantStart]
     }
 
-    /// Text for ids that may include the chat tokens (shown as their names, e.g. "<|assistant_end|>"), which
-    /// the tokenizer may not know (GPT-2's). Invalid UTF-8 becomes U+FFFD.
-    public func decode(_ ids: [Int32]) throws(TokenizerError) -> String {
-        var bytes = [UInt8]()
-        for id in ids {
-            if let name = tokens.name(of: id) { bytes.append(contentsOf: name.utf8) } else { try tokenizer.appendBytes(of: id, to: &bytes) }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    /// <|assistant_end|>, and <|bos|> (a model that starts a new conversation has ended this one).
+    public var stopTokens: [Int32] { [tokens.assistantEnd, tokens.bos] }
+
+    /// The chat tokens' names (e.g. "<|assistant_end|>"), which the tokenizer may not know (GPT-2's).
+    public func specialName(of id: Int32) -> String? { tokens.name(of: id) }
+
+    public var paddingToken: Int32 { tokens.bos }
+
+    public var requiredVocabSize: Int { tokens.requiredVocabSize }
 
     /// A training row from a rendering: `inputs = ids[0..<n-1]`, `targets[i] = mask[i+1] ? ids[i+1] : -1`
     /// (-1: ignored by the loss), cut to `length` if longer and padded to `length` with `<|bos|>` inputs and

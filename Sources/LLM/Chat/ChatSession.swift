@@ -39,7 +39,7 @@ public struct ChatReply: Sendable {
 /// a session with a given seed replays exactly. Use from one thread at a time.
 public final class ChatSession {
     public let engine: InferenceEngine
-    public let renderer: ChatRenderer
+    public let format: any ChatFormat
     /// Sampling settings for the replies; `seed` and `stopTokens` are set per reply.
     public var parameters: GenerateParameters
     /// Merged into the first user message; nil or empty for none. Changing it applies from the next reply.
@@ -48,11 +48,20 @@ public final class ChatSession {
     public private(set) var messages: [Conversation.Message] = []
     private var seeds: SplitMix64
 
-    /// Throws `noChatTokens` if the engine's model cannot hold the tokenizer's chat tokens.
-    public init(engine: InferenceEngine, tokenizer: Tokenizer, parameters: GenerateParameters, system: String? = nil,
+    /// A session in nanochat's chat format. Throws `noChatTokens` if the engine's model cannot hold the
+    /// tokenizer's chat tokens.
+    public convenience init(engine: InferenceEngine, tokenizer: Tokenizer, parameters: GenerateParameters,
+                            system: String? = nil, seed: UInt64) throws(ChatSessionError) {
+        try self.init(engine: engine, format: ChatRenderer(tokenizer: tokenizer), parameters: parameters,
+                      system: system, seed: seed)
+    }
+
+    /// A session in the given chat format (a model's own template, say). Throws `noChatTokens` if the engine's
+    /// model cannot hold the format's tokens.
+    public init(engine: InferenceEngine, format: any ChatFormat, parameters: GenerateParameters, system: String? = nil,
                 seed: UInt64) throws(ChatSessionError) {
-        renderer = ChatRenderer(tokenizer: tokenizer)
-        let required = renderer.tokens.requiredVocabSize
+        self.format = format
+        let required = format.requiredVocabSize
         guard engine.config.vocabSize >= required else {
             throw .noChatTokens(vocabSize: engine.config.vocabSize, required: required)
         }
@@ -81,10 +90,10 @@ public final class ChatSession {
     public func reply(to text: String, onText: @escaping @Sendable (String) -> Bool) throws -> ChatReply {
         var kept = messages + [Conversation.Message(role: .user, content: text)]
         let maxT = engine.config.maxSeqLen, reserve = min(parameters.maxNewTokens, maxT / 4)
-        var prompt = try! renderer.renderForCompletion(conversation(kept))  // the last message is the user's
+        var prompt = try format.renderForCompletion(conversation(kept))  // the last message is the user's
         while prompt.count + reserve > maxT && kept.count > 1 {
             kept.removeFirst(2)  // the oldest exchange: a user message and the assistant's reply
-            prompt = try! renderer.renderForCompletion(conversation(kept))
+            prompt = try format.renderForCompletion(conversation(kept))
         }
         guard prompt.count < maxT else { throw ChatSessionError.messageTooLong(tokens: prompt.count, maxSeqLen: maxT) }
         let forgotten = messages.count + 1 - kept.count
@@ -92,8 +101,8 @@ public final class ChatSession {
 
         var p = parameters
         p.seed = seeds.next()
-        p.stopTokens = [renderer.tokens.assistantEnd, renderer.tokens.bos]
-        let stream = ReplyStream(renderer: renderer, onText: onText)
+        p.stopTokens = Set(format.stopTokens)
+        let stream = ReplyStream(format: format, onText: onText)
         let finish: EngineFinish
         do {
             finish = try engine.generate(prompt: prompt, parameters: p) { stream.push($0) }
@@ -110,22 +119,22 @@ public final class ChatSession {
 /// Turns a reply's tokens into streamed text, on the engine's thread; the caller reads `finish()` after
 /// the engine has returned.
 private final class ReplyStream: @unchecked Sendable {
-    let renderer: ChatRenderer
+    let format: any ChatFormat
     let onText: @Sendable (String) -> Bool
     var decoder: StreamingDecoder
     var text = ""
     var stopped = false
 
-    init(renderer: ChatRenderer, onText: @escaping @Sendable (String) -> Bool) {
-        self.renderer = renderer
+    init(format: any ChatFormat, onText: @escaping @Sendable (String) -> Bool) {
+        self.format = format
         self.onText = onText
-        decoder = StreamingDecoder(tokenizer: renderer.tokenizer)
+        decoder = StreamingDecoder(tokenizer: format.tokenizer)
     }
 
     /// Decodes one token and offers its text; false when the consumer stopped.
     func push(_ id: Int32) -> Bool {
         let piece: String
-        if let name = renderer.tokens.name(of: id) {
+        if let name = format.specialName(of: id) {
             piece = decoder.finish() + name
         } else if let s = try? decoder.push(id) {
             piece = s

@@ -46,7 +46,7 @@ public final class ConversationLoader: TrainingBatches {
     /// Renders `conversations` with `renderer`, cut to seq+1 tokens each. Throws if `batch` or `seq` is below 1
     /// or B·T is over `TrainingConfig.maxMicroBatchTokens`, if there are no conversations, or none has a
     /// supervised token, or a token is not below `vocabSize`.
-    public init(conversations: [Conversation], renderer: ChatRenderer, batch: Int, seq: Int, order: DataOrder,
+    public init(conversations: [Conversation], renderer: any ChatFormat, batch: Int, seq: Int, order: DataOrder,
                 vocabSize: Int, source: String) throws(DataError) {
         guard batch >= 1 else { throw .invalidArgument("--batch \(batch) must be at least 1") }
         guard seq >= 1 else { throw .invalidArgument("--seq \(seq) must be at least 1") }
@@ -58,12 +58,15 @@ public final class ConversationLoader: TrainingBatches {
         self.batch = batch
         self.seq = seq
         self.order = order
-        padding = renderer.tokens.bos
+        padding = renderer.paddingToken
         var truncated = 0, supervised = 0
         var rendered = [(ids: [Int32], mask: [Bool])]()
         rendered.reserveCapacity(conversations.count)
         for (i, c) in conversations.enumerated() {
-            let full = renderer.render(c)
+            let full: (ids: [Int32], mask: [Bool])
+            do { full = try renderer.render(c, maxTokens: .max) } catch {
+                throw .unrenderableConversation(path: source, conversation: i, reason: "\(error)")
+            }
             let r = full.ids.count > seq + 1 ? (Array(full.ids[...seq]), Array(full.mask[...seq])) : full
             if full.ids.count > seq + 1 { truncated += 1 }
             if let bad = r.0.first(where: { Int($0) >= vocabSize }) {

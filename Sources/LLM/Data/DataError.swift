@@ -23,6 +23,7 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case noConversations(path: String)
     case noSupervisedTokens(path: String)
     case conversationTokenOutOfRange(path: String, conversation: Int, token: Int64, vocabSize: Int64)
+    case unrenderableConversation(path: String, conversation: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -52,6 +53,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case let .invalidUTF8(path, offset): "\(path): invalid UTF-8 at byte offset \(offset) (pass --lossy to replace it)"
         case let .emptyInput(path): "\(path): no text to tokenize"
         case let .badJSONL(path, line, reason): "\(path): line \(line): \(reason)"
+        case let .unrenderableConversation(path, conversation, reason):
+            "\(path): conversation \(conversation + 1): the chat template cannot render it: \(reason)"
         case let .existingShards(dir, name):
             "\(dir) already holds shards named \(name)_*.bin; choose another --name or --out, or pass --overwrite"
         case let .downloadFailed(url, reason): "cannot download \(url): \(reason); offline? pass --input PATH instead"

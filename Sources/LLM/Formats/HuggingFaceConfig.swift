@@ -11,6 +11,12 @@ enum HuggingFaceConfig {
         guard let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw FormatError.malformed(path: path, reason: "not a JSON object")
         }
+        return try parse(json, path: path)
+    }
+
+    /// Checks a config given as config.json's dictionary (`path` names its source in errors). The GGUF reader
+    /// turns a GGUF file's metadata into such a dictionary, as transformers does, and parses it here.
+    static func parse(_ json: [String: Any], path: String) throws -> ModelConfig {
         let fields = Fields(json: json, path: path)
         let architectures = (json["architectures"] as? [String]) ?? []
         let modelType = json["model_type"] as? String

@@ -99,29 +99,60 @@ public enum HuggingFaceFolder {
         try HuggingFaceConfig.read(folder + "/config.json")
     }
 
-    /// Reads `folder` (config.json + model.safetensors; F32, F16 or BF16 tensors) into fp32 weights.
+    /// Reads `folder` (config.json + model.safetensors, or shards listed in model.safetensors.index.json; F32,
+    /// F16 or BF16 tensors) into fp32 weights.
     public static func read(folder: String) throws -> ModelWeights {
         let config = try readConfig(folder: folder)
-        let path = folder + "/model.safetensors"
-        if !FileManager.default.fileExists(atPath: path),
-           FileManager.default.fileExists(atPath: folder + "/model.safetensors.index.json") {
-            throw FormatError.unreadable(path: path, reason: "sharded checkpoints are not supported; merge the shards into one model.safetensors")
+        let shards = try safetensorsFiles(folder: folder)
+        // Every check that needs no memory comes first: the headers name every tensor once with the right shape
+        // and a readable dtype, and the weights plus the largest shard's data (both held while copying) fit.
+        var entries = [String: SafeTensorsFile.Entry](), largest = 0
+        for shard in shards {
+            let header = try SafeTensorsFile.readHeader(shard)
+            for (name, entry) in header.entries {
+                guard entries.updateValue(entry, forKey: name) == nil else {
+                    throw FormatError.malformed(path: shard, reason: "tensor \(name) is also in another shard")
+                }
+            }
+            largest = max(largest, header.dataBytes)
         }
-        // Every check that needs no memory comes first: the header names every tensor with the right shape and a
-        // readable dtype, and the weights plus the file's data (both held while copying) fit in memory.
-        let header = try SafeTensorsFile.readHeader(path)
-        _ = try match(header.entries, config: config, path: path, prefix: "")
-        try MemoryBudget.checkWeights(config: config, extraBytes: header.dataBytes, what: "\(folder): the model")
+        _ = try match(entries, config: config, path: shards.count == 1 ? shards[0] : folder, prefix: "")
+        try MemoryBudget.checkWeights(config: config, extraBytes: largest, what: "\(folder): the model")
         let weights = ModelWeights(config: config)
-        try fill(weights, from: try SafeTensorsFile.read(path), prefix: "", requireFinite: true)
+        for shard in shards {
+            try fill(weights, from: try SafeTensorsFile.read(shard), prefix: "", requireFinite: true, partial: shards.count > 1)
+        }
         return weights
+    }
+
+    /// The safetensors files of a folder: model.safetensors, or the shards its index names (each once, in
+    /// name order), checked to lie inside the folder.
+    static func safetensorsFiles(folder: String) throws -> [String] {
+        let single = folder + "/model.safetensors", indexPath = folder + "/model.safetensors.index.json"
+        let fm = FileManager.default
+        if fm.fileExists(atPath: single) || !fm.fileExists(atPath: indexPath) { return [single] }
+        let bytes = try readWholeFile(indexPath)
+        guard let json = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let map = json["weight_map"] as? [String: Any] else {
+            throw FormatError.malformed(path: indexPath, reason: "no weight_map object")
+        }
+        var files = Set<String>()
+        for (tensor, file) in map {
+            guard let file = file as? String, !file.isEmpty, !file.contains("/"), file != "..", file != "." else {
+                throw FormatError.malformed(path: indexPath, reason: "tensor \(tensor) maps to a file name that is not a plain name in the folder")
+            }
+            files.insert(file)
+        }
+        guard !files.isEmpty else { throw FormatError.malformed(path: indexPath, reason: "weight_map is empty") }
+        return files.sorted().map { folder + "/" + $0 }
     }
 
     /// Pairs each placement of `config` with its entry among `entries` (named `prefix` + the HF name), checking
     /// shapes and dtypes. GPT-2's names may lack their `transformer.` prefix; its attention-mask buffers and a
     /// stored copy of a tied LM head are skipped; any other tensor the table does not name is an error.
+    /// With `partial` (one shard of several), placements absent from `entries` are skipped.
     static func match(_ entries: [String: SafeTensorsFile.Entry], config c: ModelConfig, path: String,
-                      prefix: String) throws -> [(Placement, SafeTensorsFile.Entry)] {
+                      prefix: String, partial: Bool = false) throws -> [(Placement, SafeTensorsFile.Entry)] {
         var byName = [String: SafeTensorsFile.Entry]()
         for (name, entry) in entries where name.hasPrefix(prefix) {
             var short = String(name.dropFirst(prefix.count))
@@ -134,7 +165,10 @@ public enum HuggingFaceFolder {
         }
         var used = Set<String>(), out = [(Placement, SafeTensorsFile.Entry)]()
         for p in placements(c) {
-            guard let e = byName[p.name] else { throw FormatError.missingTensor(path: path, name: prefix + p.name) }
+            guard let e = byName[p.name] else {
+                if partial { continue }
+                throw FormatError.missingTensor(path: path, name: prefix + p.name)
+            }
             guard e.shape == p.shape else {
                 throw FormatError.wrongShape(path: path, name: prefix + p.name, expected: p.shape, found: e.shape)
             }
@@ -153,9 +187,9 @@ public enum HuggingFaceFolder {
     /// Copies the tensors named `prefix` + each placement's name from `file` into `weights`' arena (see `match`
     /// for the names). With `requireFinite`, a NaN or infinite value is an error naming the tensor.
     static func fill(_ weights: ModelWeights, from file: SafeTensorsFile, prefix: String,
-                     requireFinite: Bool = false) throws {
+                     requireFinite: Bool = false, partial: Bool = false) throws {
         let layout = weights.layout, path = file.path
-        for (p, e) in try match(file.entries, config: weights.config, path: path, prefix: prefix) {
+        for (p, e) in try match(file.entries, config: weights.config, path: path, prefix: prefix, partial: partial) {
             var values = try file.floats(e.name)
             if requireFinite, let i = values.firstIndex(where: { !$0.isFinite }) {
                 throw FormatError.nonFinite(path: path, name: e.name, index: i, value: values[i])
@@ -201,13 +235,22 @@ public enum HuggingFaceFolder {
     }
 }
 
-/// Reads weights from an llm.c `.bin` file or a Hugging Face folder, chosen by what the path is.
+/// Reads weights from an llm.c `.bin` file, a GGUF file or a Hugging Face folder, chosen by what the path is
+/// (a folder, or a file's first four bytes: "GGUF").
 public func loadWeights(_ path: String) throws -> ModelWeights {
     var isDir: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
         return try HuggingFaceFolder.read(folder: path)
     }
+    if isGGUF(path) { return try GGUFModel.read(path) }
     return try LLMCCheckpoint.read(path)
+}
+
+/// Whether the file at `path` starts with GGUF's magic bytes.
+public func isGGUF(_ path: String) -> Bool {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+    defer { try? handle.close() }
+    return (try? handle.read(upToCount: 4)) == Data("GGUF".utf8)
 }
 
 /// Writes weights as an llm.c `.bin` file (a path ending in `.bin`; GPT-2 only) or a Hugging Face folder

@@ -288,7 +288,7 @@ public final class Trainer {
         parameters.seed = sampleRNG.next()
         if let chat {
             // SFT: the question, then the reply up to <|assistant_end|> (chat tokens shown by name).
-            parameters.stopTokens = [chat.renderer.tokens.assistantEnd, chat.renderer.tokens.bos]
+            parameters.stopTokens = Set(chat.renderer.stopTokens)
             let reply = try sampler.generate(prompt: samplePrompt, parameters: parameters) { _ in true }
             return "user: \(chat.question)\nassistant: " + ((try? chat.renderer.decode(reply.tokens)) ?? "")
         }
