@@ -13,6 +13,8 @@ struct BenchCommand: ParsableCommand {
 
     @Argument(help: "What to time: train, forward, generate (greedy, KV cache), or matmul (the model's matmul shapes).")
     var mode: Mode = .train
+    @Option(help: "A real model to time (a GGUF file, a Hugging Face folder, a .bin checkpoint or a run directory) instead of random weights of a preset shape.")
+    var model: String?
     @Option(help: "Architecture: gpt2, llama or nanochat.") var arch: Architecture = .gpt2
     @Option(help: "Model preset: d12 (GPT-2 124M), d24, d36, d48, or d6 (nanochat: dN for depth N).")
     var preset: String?
@@ -40,8 +42,9 @@ struct BenchCommand: ParsableCommand {
         }
         try checkRange(steps, "--steps", 1...1_000_000)
         try checkRange(warmup, "--warmup", 0...1_000_000)
-        if seq > maxSeq { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
-        if mode == .generate {
+        if seq > maxSeq && model == nil { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
+        if model != nil && preset != nil { throw ValidationError("give --model or --preset, not both") }
+        if mode == .generate && model == nil {
             try checkRange(prompt, "--prompt", 1...Int.max, "generation starts from at least one prompt token")
             try checkRange(new, "--new", 0...Int.max)
             if prompt.addingReportingOverflow(new).overflow || prompt + new > maxSeq {
@@ -54,7 +57,8 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             try device.check()
-            let config = try preset.map { try ModelPreset.config(arch, $0, vocabSize: vocab, maxSeqLen: maxSeq) }
+            let loaded = try model.map { try LoadedModel.load($0).weights }
+            let config = try loaded?.config ?? preset.map { try ModelPreset.config(arch, $0, vocabSize: vocab, maxSeqLen: maxSeq) }
                 ?? (arch == .llama
                     ? ModelPreset.llama(layers: layers, heads: heads, channels: channels, vocabSize: vocab, maxSeqLen: maxSeq)
                     : arch == .nanochat ? ModelPreset.nanochat(depth: layers, vocabSize: vocab, maxSeqLen: maxSeq)
@@ -66,13 +70,18 @@ struct BenchCommand: ParsableCommand {
                 return
             }
             if mode == .generate {
-                try benchGenerate(config: config, prompt: prompt, new: new, repeats: steps, warmup: warmup, parallel: parallel)
+                if prompt + new > config.maxSeqLen {
+                    throw ValidationError("--prompt \(prompt) + --new \(new) must be at most the model's context, \(config.maxSeqLen)")
+                }
+                try benchGenerate(weights: loaded ?? .random(config: config, seed: 0), prompt: prompt, new: new,
+                                  repeats: steps, warmup: warmup, parallel: parallel)
                 return
             }
             try MemoryBudget.checkTraining(config: config, batch: batch, seq: seq, parallel: parallel)
-            let net = try Transformer(weights: .random(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
+            if seq > config.maxSeqLen { throw ValidationError("--seq \(seq) exceeds the model's context, \(config.maxSeqLen)") }
+            let net = try Transformer(weights: loaded ?? .random(config: config, seed: 0), batch: batch, seq: seq, parallel: parallel)
             var rng = SplitMix64(seed: 1)
-            let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(vocab)) }
+            let tokens = (0..<batch * (seq + 1)).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
             let inputs = Array(tokens.prefix(batch * seq)), targets = Array(tokens.suffix(batch * seq))
             FileHandle.standardError.write(Data("bench \(mode.rawValue): \(config), B=\(batch) T=\(seq), \(parallel.threads) threads, \(net.allocatedBytes / 1_000_000) MB allocated\n".utf8))
             var times = [Double]()
@@ -135,10 +144,11 @@ private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: Parallel
 }
 
 /// Greedy decoding with the KV cache from a random prompt, as torch_gpt2_bench.py's `generate` does.
-private func benchGenerate(config: ModelConfig, prompt: Int, new: Int, repeats: Int, warmup: Int,
+private func benchGenerate(weights: ModelWeights, prompt: Int, new: Int, repeats: Int, warmup: Int,
                            parallel: ParallelFor) throws {
+    let config = weights.config
     try InferenceEngine.checkMemory(config: config, maxConcurrent: 1, threads: parallel.threads)
-    let generator = Generator(weights: .random(config: config, seed: 0), parallel: parallel)
+    let generator = Generator(weights: weights, parallel: parallel)
     var rng = SplitMix64(seed: 1)
     let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
     var parameters = GenerateParameters(maxNewTokens: new, temperature: 0)
