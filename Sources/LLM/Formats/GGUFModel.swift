@@ -202,30 +202,24 @@ public enum GGUFModel {
     /// Undoes llama.cpp's q/k permutation. Per head of d rows, GGUF row 2i + j holds Hugging Face row
     /// j·d/2 + i (i < d/2, j ∈ {0, 1}): the converter interleaves the two halves that rotate_half pairs.
     static func unpermuteRotaryRows(_ w: [Float], heads: Int, columns: Int) -> [Float] {
-        precondition(w.count % (heads * columns) == 0, "rows do not divide into heads")
-        let d = w.count / columns / heads, half = d / 2
-        var out = [Float](repeating: 0, count: w.count)
-        for h in 0..<heads {
-            for i in 0..<half {
-                for j in 0..<2 {
-                    let src = (h * d + 2 * i + j) * columns, dst = (h * d + j * half + i) * columns
-                    for c in 0..<columns { out[dst + c] = w[src + c] }
-                }
-            }
-        }
-        return out
+        moveRotaryRows(w, heads: heads, columns: columns, toGGUF: false)
     }
 
     /// The inverse of `unpermuteRotaryRows`, for writing GGUF files llama.cpp reads.
     static func permuteRotaryRows(_ w: [Float], heads: Int, columns: Int) -> [Float] {
+        moveRotaryRows(w, heads: heads, columns: columns, toGGUF: true)
+    }
+
+    private static func moveRotaryRows(_ w: [Float], heads: Int, columns: Int, toGGUF: Bool) -> [Float] {
         precondition(w.count % (heads * columns) == 0, "rows do not divide into heads")
         let d = w.count / columns / heads, half = d / 2
         var out = [Float](repeating: 0, count: w.count)
         for h in 0..<heads {
             for i in 0..<half {
                 for j in 0..<2 {
-                    let dst = (h * d + 2 * i + j) * columns, src = (h * d + j * half + i) * columns
-                    for c in 0..<columns { out[dst + c] = w[src + c] }
+                    let gguf = (h * d + 2 * i + j) * columns, hf = (h * d + j * half + i) * columns
+                    let (src, dst) = toGGUF ? (hf, gguf) : (gguf, hf)
+                    out[dst..<dst + columns] = w[src..<src + columns]
                 }
             }
         }
