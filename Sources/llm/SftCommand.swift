@@ -1,5 +1,6 @@
 // `llm sft`: supervised fine-tuning on conversations (nanochat's SFT step): a trained model learns to answer in
-// the chat format, with the loss on the assistant's replies only. The run directory works like `llm train`'s.
+// the chat format (nanochat's, or a real chat model's own template), with the loss on the assistant's replies
+// only. The run directory works like `llm train`'s.
 import ArgumentParser
 import Foundation
 import LLM
@@ -12,19 +13,23 @@ struct SftCommand: ParsableCommand {
             Each line of --data is {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]} \
             (`llm chat-data` writes a synthetic set). Conversations are rendered in the chat format, packed whole \
             into rows of --seq tokens (one cut to fit if longer) and trained with the loss on the assistant's \
-            text and its <|assistant_end|> only, as the mean over those tokens. Unless --val-data is given, \
-            --val-fraction of the conversations is held out for evals. A model without the chat tokens (GPT-2's \
-            vocabulary of 50257) gets them: its vocabulary grows to hold them. Chat with the result: \
-            `llm chat --model RUN_DIR`.
+            turns only (its text and its end-of-turn token), as the mean over those tokens. Unless --val-data is \
+            given, --val-fraction of the conversations is held out for evals. A real chat model (a GGUF file or \
+            Hugging Face folder with a chat template) is fine-tuned in its own template, with its own tokenizer \
+            and vocabulary; the run keeps both (chat_template.jinja, tokenizer.gguf). A model trained here uses \
+            nanochat's format; one without its chat tokens (GPT-2's vocabulary of 50257) gets them: its \
+            vocabulary grows to hold them. Chat with the result: `llm chat --model RUN_DIR`.
             """)
 
-    @Option(help: "The model to fine-tune: a run directory (its newest weights and tokenizer), an llm.c .bin or a Hugging Face folder.")
+    @Option(help: "The model to fine-tune: a GGUF file or Hugging Face folder (a chat model is trained in its own template), a run directory (its newest weights and tokenizer), or an llm.c .bin.")
     var `init`: String?
     @Option(help: "Training conversations, JSONL.") var data: String?
     @Option(help: "Held-out conversations for evals, JSONL (default: hold out --val-fraction of --data).")
     var valData: String?
     @Option(help: "Fraction of --data held out when there is no --val-data.") var valFraction = 0.05
-    @Option(help: "gpt2 or a tokenizer file (default: the run's, or gpt2 for a checkpoint).") var tokenizer: String?
+    @Option(help: "gpt2 or a tokenizer file (default: the model's own, the run's, or gpt2 for a checkpoint).") var tokenizer: String?
+    @Option(help: "The chat format: auto (the model's own template, or nanochat's for a model trained here), nanochat, or a built-in template: \(ChatTemplate.builtinNames.joined(separator: ", ")).")
+    var chatFormat = "auto"
 
     @Option(help: "Micro-batch size B (rows of packed conversations).") var batch = 8
     @Option(help: "Row length T (default: the model's context, at most 512).") var seq: Int?
@@ -49,6 +54,9 @@ struct SftCommand: ParsableCommand {
         }
         if runOptions.resume != nil && (`init` != nil || data != nil) {
             throw ValidationError("--resume continues a run as configured; it takes no --init or --data")
+        }
+        if !(["auto", "nanochat"] + ChatTemplate.builtinNames).contains(chatFormat) {
+            throw ValidationError("--chat-format \(chatFormat): choose auto, nanochat, \(ChatTemplate.builtinNames.joined(separator: ", "))")
         }
         if !(epochs > 0 && epochs <= 1_000_000) { throw ValidationError("--epochs \(epochs) must be above 0 and at most 1000000") }
         if let seq, seq < 2 { throw ValidationError("--seq \(seq) must be at least 2") }
@@ -100,6 +108,7 @@ struct SftCommand: ParsableCommand {
                 var job = NewSFTRun(runDirectory: runOptions.out ?? timestampedRunDirectory(name: "sft-" + name),
                                     initFrom: `init`!, tokenizer: tokenizer, data: data!, valData: valData, training: t)
                 job.valFraction = valFraction
+                job.chatFormat = chatFormat
                 job.seq = seq
                 job.epochs = steps == nil ? epochs : nil
                 trainer = try job.start(parallel: runOptions.parallel, status: progress.status)

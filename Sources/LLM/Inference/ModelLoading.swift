@@ -5,7 +5,8 @@
 //   GGUF file            weights (dequantized), tokenizer and chat template from the file's metadata
 //   Hugging Face folder  config.json + safetensors; tokenizer.json; the template from tokenizer_config.json or
 //                        chat_template.jinja; end tokens from generation_config.json
-//   run directory        its newest weights and the tokenizer its config names; nanochat's chat format
+//   run directory        its newest weights and the tokenizer its config names; its chat_template.jinja (an SFT
+//                        run of a model with its own template), else nanochat's chat format
 //   llm.c .bin           GPT-2's tokenizer
 import Foundation
 
@@ -54,8 +55,13 @@ public struct LoadedModel: Sendable {
             name = file.metadata["general.name"]?.string
         } else {
             weights = try loadWeights(weightsPath)
-            if tokenizer == nil, let run {
-                tokenizer = try Trainer.loadTokenizer(try run.readConfig().training.tokenizer, run: run)
+            if let run {
+                let training = try run.readConfig().training
+                if tokenizer == nil { tokenizer = try Trainer.loadTokenizer(training.tokenizer, run: run) }
+                if let file = training.chatTemplate {
+                    templateSource = String(decoding: try readWholeFile(run.resolve(file.path)), as: UTF8.self)
+                    eos = file.eos
+                }
             }
             if isDirectory(weightsPath) && run == nil {
                 if tokenizer == nil && FileManager.default.fileExists(atPath: weightsPath + "/tokenizer.json") {

@@ -16,6 +16,10 @@ public struct NewSFTRun {
     public var valFraction = 0.05
     /// Passes over the training conversations; when set, it decides `training.steps`.
     public var epochs: Double?
+    /// The chat format: nil or "auto" (the model's own template, as `LoadedModel.load` finds it, else nanochat's),
+    /// "nanochat", or a built-in template (`ChatTemplate.builtinNames`). A model with a template is fine-tuned
+    /// in it: its vocabulary is kept and the template goes into the run (chat_template.jinja).
+    public var chatFormat: String?
     /// Sequence length; nil takes the model's context, at most 512.
     public var seq: Int?
     /// Optimization settings; its data and tokenizer fields are filled in here.
@@ -31,7 +35,8 @@ public struct NewSFTRun {
         self.training = training
     }
 
-    /// Loads the model, grows its vocabulary to hold the chat tokens if needed, and returns a trainer at step 0.
+    /// Loads the model, grows its vocabulary to hold nanochat's chat tokens if it is trained in that format and
+    /// needs them, and returns a trainer at step 0.
     public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
@@ -41,11 +46,22 @@ public struct NewSFTRun {
         config.trainShards = ""
         config.valShards = nil
 
-        let loaded = try LoadedModel.load(initFrom, tokenizer: tokenizer)
-        let chatTokens = ChatTokens(tokenizer: loaded.tokenizer)
-        let weights = try loaded.weights.growingVocabulary(to: chatTokens.requiredVocabSize, seed: config.seed)
-        if weights !== loaded.weights {
-            status("grew the vocabulary from \(loaded.weights.config.vocabSize) to \(weights.config.vocabSize) for the chat tokens")
+        let loaded = try LoadedModel.load(initFrom, tokenizer: tokenizer, chatFormat: chatFormat)
+        let template = loaded.chatFormat as? TemplateChatFormat
+        let format: any ChatFormat
+        let weights: ModelWeights
+        if let template {
+            // The model's own chat format: its tokens are already in its vocabulary.
+            format = template
+            weights = loaded.weights
+            status("conversations rendered with \(template.origin)")
+        } else {
+            let renderer = ChatRenderer(tokenizer: loaded.tokenizer)
+            format = renderer
+            weights = try loaded.weights.growingVocabulary(to: renderer.requiredVocabSize, seed: config.seed)
+            if weights !== loaded.weights {
+                status("grew the vocabulary from \(loaded.weights.config.vocabSize) to \(weights.config.vocabSize) for the chat tokens")
+            }
         }
         config.seq = seq ?? min(512, weights.config.maxSeqLen)
         guard config.seq <= weights.config.maxSeqLen else {
@@ -56,7 +72,7 @@ public struct NewSFTRun {
             // Steps for that many passes: count the packed batches of the training split.
             let all = try Conversation.readJSONL(path: data)
             let train = valData == nil ? ConversationLoader.split(all, heldOutFraction: valFraction, seed: config.seed).train : all
-            let loader = try ConversationLoader(conversations: train, renderer: ChatRenderer(tokenizer: loaded.tokenizer),
+            let loader = try ConversationLoader(conversations: train, renderer: format,
                                                 batch: config.batch, seq: config.seq, order: .sequential,
                                                 vocabSize: weights.config.vocabSize, source: data)
             config.steps = max(1, Int((epochs * Double(loader.batchesPerEpoch) / Double(config.accumulationSteps)).rounded(.up)))
@@ -68,13 +84,31 @@ public struct NewSFTRun {
         do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
             throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
         }
-        // GPT-2's tokenizer is named; any other is copied into the run, so the run stands alone.
-        let runTokenizer = try tokenizer ?? (RunDirectory.isRun(initFrom) ? RunDirectory(initFrom).readConfig().training.tokenizer : "gpt2")
-        if runTokenizer == "gpt2" {
+        // GPT-2's tokenizer is named; any other is copied into the run, so the run stands alone: a tiktoken-style
+        // one as the project's tokenizer file, a Hugging Face or GGUF one as a GGUF file of its metadata alone.
+        let initRun = RunDirectory.isRun(initFrom) ? RunDirectory(initFrom) : nil
+        let usesGPT2 = try tokenizer.map { $0 == "gpt2" } ?? initRun.map { try $0.readConfig().training.tokenizer == "gpt2" }
+            ?? !(isGGUF(initFrom) || FileManager.default.fileExists(atPath: initFrom + "/tokenizer.json"))
+        if usesGPT2 {
             config.tokenizer = "gpt2"
-        } else {
+        } else if loaded.tokenizer.isRankBased {
             try loaded.tokenizer.save(to: run.path + "/tokenizer.tok")
             config.tokenizer = "tokenizer.tok"
+        } else {
+            var writer = GGUFWriter()
+            for (key, value) in try loaded.tokenizer.ggufMetadata(vocabularySize: loaded.tokenizer.vocabSize,
+                                                                  path: run.path + "/tokenizer.gguf") {
+                writer.add(key, value)
+            }
+            try writer.write(to: run.path + "/tokenizer.gguf")
+            config.tokenizer = "tokenizer.gguf"
+        }
+        if let template {
+            // The template and the model's end tokens, which resume and `llm chat --model RUN` rebuild it from.
+            let eos = try initRun.map { try $0.readConfig().training.chatTemplate?.eos ?? [] }
+                ?? (isDirectory(initFrom) ? HuggingFaceFolder.generationEOS(folder: initFrom) : [])
+            try writeFileAtomically(run.path + "/chat_template.jinja") { try $0.write(Array(template.template.source.utf8)) }
+            config.chatTemplate = .init(path: "chat_template.jinja", eos: eos)
         }
         let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath))
         return try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,

@@ -50,8 +50,8 @@ public final class Trainer {
     /// separator, so a sample started from it alone begins in a context the model has seen once). In SFT, the
     /// first held-out conversation's first user turn, rendered for the assistant's reply.
     private let samplePrompt: [Int32]
-    /// SFT: the chat format, and the user text the sample answers.
-    private let chat: (renderer: ChatRenderer, question: String)?
+    /// SFT: the chat format (nanochat's, or the run's chat template), and the user text the sample answers.
+    private let chat: (format: any ChatFormat, question: String)?
     /// A KV-cache generator over the same weights, made on first use.
     private lazy var sampler = Generator(weights: model.weights, parallel: model.parallel)
 
@@ -102,9 +102,26 @@ public final class Trainer {
                            resumeFrom: latest.path)
     }
 
-    /// The tokenizer named in a config: "gpt2" or a file relative to the run.
+    /// The tokenizer named in a config: "gpt2" or a file relative to the run: the project's tokenizer file, or a
+    /// .gguf holding a tokenizer's GGUF metadata (a Hugging Face or GGUF model's tokenizer).
     public static func loadTokenizer(_ name: String, run: RunDirectory) throws -> Tokenizer {
-        name == "gpt2" ? try Tokenizer.gpt2() : try Tokenizer.load(run.resolve(name))
+        if name == "gpt2" { return try Tokenizer.gpt2() }
+        let path = run.resolve(name)
+        if name.hasSuffix(".gguf") { return try Tokenizer(gguf: try GGUFFile.open(path).metadata, path: path) }
+        return try Tokenizer.load(path)
+    }
+
+    /// The chat format an SFT run renders its conversations with: its chat template (`training.chatTemplate`)
+    /// if it has one, otherwise nanochat's.
+    public static func chatFormat(_ training: TrainingConfig, run: RunDirectory, tokenizer: Tokenizer) throws -> any ChatFormat {
+        guard let file = training.chatTemplate else { return ChatRenderer(tokenizer: tokenizer) }
+        let path = run.resolve(file.path)
+        let source = String(decoding: try readWholeFile(path), as: UTF8.self)
+        let template: ChatTemplate
+        do { template = try ChatTemplate(source: source) } catch {
+            throw ChatTemplateLoadError(path: path, reason: "\(error)")
+        }
+        return TemplateChatFormat(template: template, tokenizer: tokenizer, origin: "the run's template", eos: file.eos)
     }
 
     private init(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer, parallel: ParallelFor,
@@ -124,9 +141,9 @@ public final class Trainer {
         schedule = try t.learningRateSchedule()
         let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
         if let data = t.conversations {
-            let renderer = ChatRenderer(tokenizer: tokenizer)
-            guard renderer.tokens.requiredVocabSize <= config.model.vocabSize else {
-                throw TrainingError.shapeMismatch("the chat tokens need a vocabulary of \(renderer.tokens.requiredVocabSize) but the model's is \(config.model.vocabSize)")
+            let renderer = try Self.chatFormat(t, run: run, tokenizer: tokenizer)
+            guard renderer.requiredVocabSize <= config.model.vocabSize else {
+                throw TrainingError.shapeMismatch("the chat tokens need a vocabulary of \(renderer.requiredVocabSize) but the model's is \(config.model.vocabSize)")
             }
             let all = try Conversation.readJSONL(path: run.resolve(data.train))
             let (train, heldOut) = try data.val.map { (all, try Conversation.readJSONL(path: run.resolve($0))) }
@@ -142,7 +159,8 @@ public final class Trainer {
             let turn = Array(first.prefix { $0.role != .assistant })
             let prompt = try renderer.renderForCompletion(Conversation(messages: turn))
             samplePrompt = Array(prompt.suffix(config.model.maxSeqLen / 2))  // room for a reply
-            chat = (renderer, ChatRenderer.merged(turn).last?.content ?? "")
+            let question = renderer is ChatRenderer ? ChatRenderer.merged(turn).last?.content : turn.last?.content
+            chat = (renderer, question ?? "")
         } else {
             let shards = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, order: order,
                                         vocabSize: config.model.vocabSize)
@@ -287,10 +305,11 @@ public final class Trainer {
         parameters.topK = 40
         parameters.seed = sampleRNG.next()
         if let chat {
-            // SFT: the question, then the reply up to <|assistant_end|> (chat tokens shown by name).
-            parameters.stopTokens = Set(chat.renderer.stopTokens)
+            // SFT: the question, then the reply up to the format's end of turn (<|assistant_end|>, say; chat
+            // tokens shown by name).
+            parameters.stopTokens = Set(chat.format.stopTokens)
             let reply = try sampler.generate(prompt: samplePrompt, parameters: parameters) { _ in true }
-            return "user: \(chat.question)\nassistant: " + ((try? chat.renderer.decode(reply.tokens)) ?? "")
+            return "user: \(chat.question)\nassistant: " + ((try? chat.format.decode(reply.tokens)) ?? "")
         }
         var decoder = StreamingDecoder(tokenizer: tokenizer)
         var text = ""

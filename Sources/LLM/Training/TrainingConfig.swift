@@ -4,7 +4,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Train and val token shards (glob patterns), relative to the run directory or absolute.
     public var trainShards: String
     public var valShards: String?
-    /// "gpt2", or a tokenizer file (from `llm tokenizer train`), relative to the run directory or absolute.
+    /// "gpt2", or a tokenizer file (from `llm tokenizer train`, or tokenizer.gguf: a Hugging Face or GGUF model's
+    /// tokenizer as GGUF metadata), relative to the run directory or absolute.
     public var tokenizer: String
 
     public var batch = 8                       // B: sequences per micro-batch
@@ -34,6 +35,22 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var skipNonFinite = false           // skip a step whose loss or gradient norm is not finite
     /// SFT: conversations instead of token shards (trainShards and valShards are then unused).
     public var conversations: ConversationData? = nil
+    /// SFT of a model with its own chat template: the template the conversations are rendered with; nil renders
+    /// them in nanochat's format (`ChatRenderer`).
+    public var chatTemplate: ChatTemplateFile? = nil
+
+    /// A run's chat template (`TemplateChatFormat`).
+    public struct ChatTemplateFile: Codable, Sendable, Equatable {
+        /// The Jinja file (chat_template.jinja), relative to the run directory or absolute.
+        public var path: String
+        /// The model's end tokens besides the tokenizer's (a Hugging Face folder's generation_config.json).
+        public var eos: [Int32]
+
+        public init(path: String, eos: [Int32]) {
+            self.path = path
+            self.eos = eos
+        }
+    }
 
     /// Where SFT's conversations come from.
     public struct ConversationData: Codable, Sendable, Equatable {
