@@ -43,6 +43,9 @@ struct ChatCommand: ParsableCommand {
             throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 0 and --top-p in (0, 1]")
         }
         try checkThreads(threads)
+        if !(["auto", "nanochat"] + ChatTemplate.builtinNames).contains(chatFormat) {
+            throw ValidationError("--chat-format \(chatFormat): choose auto, nanochat, \(ChatTemplate.builtinNames.joined(separator: ", "))")
+        }
     }
 
     private var parameters: GenerateParameters {
@@ -53,6 +56,10 @@ struct ChatCommand: ParsableCommand {
         try reportingErrors {
             let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat)
             guard let format = loaded.chatFormat else {
+                if !loaded.tokenizer.isRankBased {
+                    // A real model without a template: a base model, most likely.
+                    throw ChatSessionError.noChatTemplate(path: loaded.weightsPath)
+                }
                 let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
                 throw ChatSessionError.noChatTokens(vocabSize: loaded.weights.config.vocabSize, required: needed)
             }

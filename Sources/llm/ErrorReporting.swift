@@ -29,6 +29,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as InferenceEngineError {
         fail(error.description)
+    } catch let error as ChatTemplateError {
+        fail(error.description)
+    } catch let error as ChatTemplateLoadError {
+        fail(error.description)
+    } catch let error as TemplateChatFormatError {
+        fail(error.description)
+    } catch let error as HubError {
+        fail(error.description)
     }
 }
 

@@ -41,6 +41,9 @@ struct ServeCommand: ParsableCommand {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         try checkRange(maxConcurrent, "--max-concurrent", 1...256, "each slot holds a key/value cache for the model's whole context")
         try checkThreads(threads)
+        if !(["auto", "nanochat"] + ChatTemplate.builtinNames).contains(chatFormat) {
+            throw ValidationError("--chat-format \(chatFormat): choose auto, nanochat, \(ChatTemplate.builtinNames.joined(separator: ", "))")
+        }
         if maxTokens < 1 || maxMessages < 1 || maxMessageBytes < 1 || maxBodyBytes < 1 {
             throw ValidationError("--max-tokens, --max-messages, --max-message-bytes and --max-body-bytes must be positive")
         }

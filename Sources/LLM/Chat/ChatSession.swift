@@ -9,11 +9,15 @@ public enum ChatSessionError: Error, Equatable, CustomStringConvertible {
     case noChatTokens(vocabSize: Int, required: Int)
     /// The user's message alone leaves no room in the model's context.
     case messageTooLong(tokens: Int, maxSeqLen: Int)
+    /// A real model (GGUF, Hugging Face folder) without a chat template: a base model, most likely.
+    case noChatTemplate(path: String)
 
     public var description: String {
         switch self {
         case let .noChatTokens(vocabSize, required):
             "the model has no chat tokens (its vocabulary has \(vocabSize) entries, the chat format needs \(required)); fine-tune it with `llm sft` first"
+        case let .noChatTemplate(path):
+            "\(path) has no chat template (a base model?); continue text with `llm sample`, or give --chat-format with one of \(ChatTemplate.builtinNames.joined(separator: ", "))"
         case let .messageTooLong(tokens, maxSeqLen):
             "the message renders to \(tokens) tokens, which leaves no room in the model's context of \(maxSeqLen); shorten it"
         }
