@@ -152,11 +152,44 @@ private func json(_ value: some Encodable, closing: Bool = false) -> Response {
     return Response(status: .ok, headers: headers, body: .init(byteBuffer: jsonBuffer(value)))
 }
 
-/// The chat page (Resources/chat.html): one self-contained file, no network needed.
-private func chatPage() -> ByteBuffer {
-    guard let url = Bundle.module.url(forResource: "chat", withExtension: "html"),
-          let html = try? Data(contentsOf: url) else {
-        preconditionFailure("chat.html is missing from the LLMServer bundle")
+/// The chat page (Resources/chat.html): one self-contained file, no network needed. Found without SwiftPM's
+/// `Bundle.module`, which crashes when its folder is missing (a binary copied alone): from $LLM_RESOURCES, the
+/// resource bundle beside the executable, or the source tree. Without it, a short page says what is missing and
+/// the API still works.
+func chatPage(candidates: [String] = ChatPage.candidates) -> ByteBuffer {
+    if let path = ChatPage.find(in: candidates), let html = FileManager.default.contents(atPath: path) {
+        return ByteBuffer(bytes: html)
     }
-    return ByteBuffer(bytes: html)
+    return ByteBuffer(string: ChatPage.missing)
+}
+
+/// Where the chat page is looked for.
+public enum ChatPage {
+    static var candidates: [String] {
+        var out = [String]()
+        if let env = ProcessInfo.processInfo.environment["LLM_RESOURCES"] { out.append(env + "/chat.html") }
+        let exeDir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        out.append(exeDir.appendingPathComponent("LLM_LLMServer.resources/chat.html").path)
+        out.append(Bundle.main.bundleURL.appendingPathComponent("LLM_LLMServer.resources/chat.html").path)
+        out.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources/chat.html").path)
+        return out
+    }
+
+    static func find(in candidates: [String]) -> String? {
+        candidates.first { FileManager.default.isReadableFile(atPath: $0) }
+    }
+
+    /// nil when the page is found; else a one-line warning for the server's banner.
+    public static var warning: String? {
+        find(in: candidates) == nil
+            ? "chat.html was not found beside the binary (LLM_LLMServer.resources/) or in $LLM_RESOURCES: / shows a notice; the API works"
+            : nil
+    }
+
+    static let missing = """
+        <!doctype html><meta charset="utf-8"><title>llm serve</title>
+        <p>The chat page (chat.html) was not found beside the <code>llm</code> binary. Copy the
+        <code>LLM_LLMServer.resources</code> folder next to it, or set <code>LLM_RESOURCES</code> to a folder holding
+        chat.html. The OpenAI-compatible API under <code>/v1</code> works without it.</p>
+        """
 }

@@ -73,6 +73,7 @@ struct ServeCommand: ParsableCommand {
             let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
             banner += "\nthe model's vocabulary (\(config.vocabSize)) has no rows for the chat tokens (\(needed) needed): /v1/completions only"
         }
+        if let warning = ChatPage.warning { banner += "\nwarning: " + warning }
         FileHandle.standardError.write(Data((banner + "\n").utf8))
         try runBlocking { try await app.runService() }
         engine.shutdown()

@@ -449,3 +449,14 @@ import Testing
         #expect(pieces.allSatisfy { !$0.unicodeScalars.contains("\u{FFFD}") })
     }
 }
+
+/// A binary copied without its resource folder still serves: the page is a notice, not a crash.
+@Suite struct ChatPageTests {
+    @Test func aMissingPageIsANoticeNotACrash() throws {
+        let page = chatPage(candidates: ["/nonexistent/chat.html"])
+        #expect(String(buffer: page).contains("LLM_RESOURCES"))
+        let found = chatPage()
+        #expect(String(buffer: found).contains("<html") || String(buffer: found).contains("<!doctype") || String(buffer: found).contains("<!DOCTYPE"))
+        #expect(found.readableBytes > page.readableBytes)
+    }
+}
