@@ -33,22 +33,21 @@ public enum GGUFModel {
         let layout = weights.layout
         let arch = try architecture(file)
         for (p, info) in pairs {
-            var values = [Float](repeating: 0, count: info.elementCount)
-            try values.withUnsafeMutableBufferPointer { try file.dequantize(info, into: $0) }
-            if let i = values.firstIndex(where: { !$0.isFinite }) {
-                throw FormatError.nonFinite(path: path, name: info.name, index: i, value: values[i])
-            }
-            if arch == "llama", p.tensor == .qkvw {
-                // q rows are H heads, k rows H_kv heads: undo the converter's per-head permutation.
-                let heads = p.rows.lowerBound == 0 ? config.numHeads : config.numKVHeads
-                if p.rows.count == heads * config.headSize, info.name.contains(".attn_q.") || info.name.contains(".attn_k.") {
-                    values = unpermuteRotaryRows(values, heads: heads, columns: config.channels)
+            // Straight into the arena: no second copy of a tensor (Gemma's embedding alone is 671 MB in float32).
+            try weights.arena.withMutableBuffer(p.arenaRange(layout)) { dst in
+                try file.dequantize(info, into: dst)
+                if let i = dst.firstIndex(where: { !$0.isFinite }) {
+                    throw FormatError.nonFinite(path: path, name: info.name, index: i, value: dst[i])
+                }
+                if arch == "llama", p.tensor == .qkvw, info.name.contains(".attn_q.") || info.name.contains(".attn_k.") {
+                    // q rows are H heads, k rows H_kv heads: undo the converter's per-head permutation.
+                    let heads = p.rows.lowerBound == 0 ? config.numHeads : config.numKVHeads
+                    _ = dst.update(fromContentsOf: unpermuteRotaryRows(Array(dst), heads: heads, columns: config.channels))
+                }
+                if arch == "gemma3", info.name.hasSuffix("norm.weight") {
+                    for i in dst.indices { dst[i] -= 1 }
                 }
             }
-            if arch == "gemma3", info.name.hasSuffix("norm.weight") {
-                for i in values.indices { values[i] -= 1 }
-            }
-            weights.arena.withMutableBuffer(p.arenaRange(layout)) { _ = $0.update(fromContentsOf: values) }
         }
         return weights
     }
