@@ -11,6 +11,20 @@ import PackageDescription
 let targetCPU = ProcessInfo.processInfo.environment["LLM_TARGET_CPU"] ?? "native"
 let kernelSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", targetCPU])]
 
+// The micro-kernels that depend on the vector unit live in one module per x86 instruction set, each built for
+// that set whatever the build machine is, and the library picks one when the program starts (Kernels/
+// KernelVariant.swift reads the CPU's flags). So one build runs at full speed on an AVX2 machine (Zen 3,
+// Haswell and later) and on an AVX-512 one with VNNI (Zen 4, Ice Lake and later); with
+// LLM_TARGET_CPU=haswell the rest of the library runs on both. On other architectures these modules are
+// empty and the library's generic Swift kernels run.
+#if arch(x86_64)
+let avx2Settings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let avx512Settings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "icelake-server"])]
+#else
+let avx2Settings: [SwiftSetting] = []
+let avx512Settings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "LLM",
     platforms: [.macOS(.v15)],
@@ -25,7 +39,12 @@ let package = Package(
     ],
     targets: [
         // Resources: GPT-2's vocabulary files, and the CUDA C kernel sources NVRTC compiles at run time.
-        .target(name: "LLM", resources: [.copy("Resources/gpt2"), .copy("Resources/cuda")], swiftSettings: kernelSettings),
+        .target(
+            name: "LLM", dependencies: ["KernelsAVX2", "KernelsAVX512"],
+            resources: [.copy("Resources/gpt2"), .copy("Resources/cuda")], swiftSettings: kernelSettings),
+        // Micro-kernels for AVX2 + FMA (16 × 256-bit registers) and for AVX-512 with VNNI (32 × 512-bit).
+        .target(name: "KernelsAVX2", swiftSettings: avx2Settings),
+        .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
         // The HTTP server (chat page and OpenAI-compatible API). Its own target so that programs embedding the
         // LLM library for training or inference do not pull in SwiftNIO.
         .target(
