@@ -20,28 +20,29 @@ public enum KernelVariant: String, CaseIterable, Sendable, CustomStringConvertib
 
     /// The variant this process uses: the best the CPU supports, or LLM_KERNELS when it names one the CPU supports.
     public static let current: KernelVariant = {
-        let supported = KernelVariant.supported
         if let name = ProcessInfo.processInfo.environment["LLM_KERNELS"], let forced = KernelVariant(rawValue: name),
-           supported.contains(forced) {
+           forced.isSupported {
             return forced
         }
         return supported.last ?? .generic
     }()
 
     /// The variants this CPU can run, in increasing order of preference (generic is always first).
-    public static let supported: [KernelVariant] = {
-        let flags = CPUFlags.current
-        var result: [KernelVariant] = [.generic]
-        if kernelsAVX2Available, flags.isSuperset(of: ["avx2", "fma", "f16c"]) { result.append(.avx2) }
-        if kernelsAVX512Available, flags.isSuperset(of: ["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-                                                          "avx512dq", "avx512_vnni"]) {
-            result.append(.avx512)
-        }
-        return result
-    }()
+    public static var supported: [KernelVariant] { allCases.filter(\.isSupported) }
 
-    /// Whether this CPU can run the variant.
-    public var isSupported: Bool { Self.supported.contains(self) }
+    /// Whether this CPU can run the variant. (A switch over flags read once: no allocation, so kernels may check it.)
+    public var isSupported: Bool {
+        switch self {
+        case .generic: true
+        case .avx2: Self.cpuHasAVX2
+        case .avx512: Self.cpuHasAVX512
+        }
+    }
+
+    private static let cpuHasAVX2 = kernelsAVX2Available
+        && CPUFlags.current.isSuperset(of: ["avx2", "fma", "f16c"])
+    private static let cpuHasAVX512 = kernelsAVX512Available && cpuHasAVX2
+        && CPUFlags.current.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"])
 }
 
 /// The CPU's feature flags as Linux reports them (the `flags` line of /proc/cpuinfo: the features both the CPU

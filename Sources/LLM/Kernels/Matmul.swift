@@ -1,23 +1,47 @@
 // Linear layers: out = inp · Wᵀ + bias with weights stored (out, in), and both backward products.
 //
-// All three products run on one register-tiled micro-kernel: a 6 × 32 tile of the output held in twelve
-// SIMD16 accumulators, and for each k one broadcast of A per row times two 16-wide vectors of B. The kernel
-// reads B "k-major" (B[k][j] contiguous in j) from a per-thread scratch buffer allocated once with the
-// model, into which each product packs its B 256 k × 512 columns at a time: Wᵀ for the forward pass, W
-// for dinp, the layer input for dW. Threads split the output columns in panels of 32; k is blocked by 256 so
-// a 6-row slice of A stays in L1 and the packed block of B in L2.
+// All three products run on one register-tiled micro-kernel: a 6-row tile of the output held in twelve vector
+// accumulators, and for each k one broadcast of A per row times two vectors of B. Which kernel runs is the
+// `KernelVariant`'s choice, made once at start (tests pass one explicitly):
+//   generic  6 × 32, twelve SIMD16<Float> (this file; what non-x86 machines run),
+//   avx512   the same 6 × 32 tile built for AVX-512's 32 zmm registers (KernelsAVX512/MatmulAVX512.swift),
+//   avx2     6 × 16, twelve SIMD8<Float> + two B vectors + one broadcast = 15 of AVX2's 16 ymm registers
+//            (KernelsAVX2/MatmulAVX2.swift; the 6 × 32 tile needs 24 and spills on these machines).
+// The kernel reads B "k-major" (B[k][j] contiguous in j) from a per-thread scratch buffer allocated once with
+// the model, into which each product packs its B 256 k × 512 columns at a time, in panels as wide as the tile:
+// Wᵀ for the forward pass, W for dinp, the layer input for dW, or a quantized weight dequantized while it is
+// packed (prompt prefill from a GGUF model). Threads split the output columns in panels; k is blocked by 256 so
+// a 6-row slice of A stays in L1 and the packed block of B in L2. Each output's sum runs over k in the same
+// order whatever the thread count, so results do not depend on it; variants differ only in the last bits.
+import KernelsAVX2
+import KernelsAVX512
 
 let tileRows = 6        // MR: output rows per micro-kernel call
-let tileCols = 32       // NR: output columns per micro-kernel call (two SIMD16 vectors)
-let blockK = 256        // KC: k per block
-let blockCols = 512     // NC: columns packed per block (16 panels)
+let maxTileCols = 32    // NR of the widest variant: the scratch is sized for it
+let blockK = 256        // KC: k per block (a multiple of every GGML block size: 1, 32, 256)
+let blockCols = 512     // NC: columns packed per block
 
-/// Per-thread buffers for packing weights in `matmulForward`: allocated once, never in a step.
+extension KernelVariant {
+    /// NR: output columns per micro-kernel call, the width of a packed panel of B.
+    var matmulTileCols: Int {
+        switch self {
+        case .avx2: 16
+        case .generic, .avx512: 32
+        }
+    }
+}
+
+/// Per-thread buffers for packing in `gemmAccumulate`: allocated once, never in a step.
 public final class MatmulScratch: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     /// Threads that can pack at once; more threads than this share the work of this many.
     public let threads: Int
-    static let floatsPerThread = blockK * blockCols + tileRows * blockK  // a B block, then an A tile
+    // Per thread: a packed B block, a packed A tile, a C tile for the partial last panel, a dequantized row chunk.
+    static let bBlock = 0
+    static let aTile = bBlock + blockK * blockCols
+    static let cTile = aTile + tileRows * blockK
+    static let rowChunk = cTile + tileRows * maxTileCols
+    static let floatsPerThread = rowChunk + blockK
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -28,34 +52,31 @@ public final class MatmulScratch: @unchecked Sendable {
     deinit { base.deallocate() }
 }
 
-/// C[r, 0..<32] += Σ_k A(r, k) · B[k, 0..<32] for r < rows (≤ 6), k < kCount, where A(r, k) = a[r·ars + k·acs]
-/// and B[k, j] = b[k·ldb + j]. Rows past `rows` repeat the last row and are not stored.
+/// C[r, 0..<32] += Σ_k a[k·6 + r] · b[k·32 + j] for r < rows (≤ 6), k < kCount: A a packed k-major 6-row tile
+/// (rows past `rows` hold copies and are not stored), B a packed panel of 32 columns. The generic kernel.
 @inline(__always)
-private func microKernel(_ a: ConstFloatPointer, _ ars: Int, _ acs: Int, _ b: ConstFloatPointer, _ ldb: Int,
-                         _ c: FloatPointer, _ ldc: Int, kCount: Int, rows: Int) {
-    let last = rows - 1
-    let a0 = a, a1 = a + min(1, last) * ars, a2 = a + min(2, last) * ars
-    let a3 = a + min(3, last) * ars, a4 = a + min(4, last) * ars, a5 = a + min(5, last) * ars
+private func microKernel6x32(_ a: ConstFloatPointer, _ b: ConstFloatPointer, kCount: Int, _ c: FloatPointer,
+                             _ ldc: Int, rows: Int) {
     var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c10 = SIMD16<Float>(), c11 = SIMD16<Float>()
     var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c30 = SIMD16<Float>(), c31 = SIMD16<Float>()
     var c40 = SIMD16<Float>(), c41 = SIMD16<Float>(), c50 = SIMD16<Float>(), c51 = SIMD16<Float>()
-    var pb = b, ka = 0
+    var pa = a, pb = b
     for _ in 0..<kCount {
         let b0 = loadSIMD16(pb), b1 = loadSIMD16(pb + 16)
-        var x = SIMD16<Float>(repeating: a0[ka])
+        var x = SIMD16<Float>(repeating: pa[0])
         c00.addProduct(x, b0); c01.addProduct(x, b1)
-        x = SIMD16<Float>(repeating: a1[ka])
+        x = SIMD16<Float>(repeating: pa[1])
         c10.addProduct(x, b0); c11.addProduct(x, b1)
-        x = SIMD16<Float>(repeating: a2[ka])
+        x = SIMD16<Float>(repeating: pa[2])
         c20.addProduct(x, b0); c21.addProduct(x, b1)
-        x = SIMD16<Float>(repeating: a3[ka])
+        x = SIMD16<Float>(repeating: pa[3])
         c30.addProduct(x, b0); c31.addProduct(x, b1)
-        x = SIMD16<Float>(repeating: a4[ka])
+        x = SIMD16<Float>(repeating: pa[4])
         c40.addProduct(x, b0); c41.addProduct(x, b1)
-        x = SIMD16<Float>(repeating: a5[ka])
+        x = SIMD16<Float>(repeating: pa[5])
         c50.addProduct(x, b0); c51.addProduct(x, b1)
-        pb += ldb
-        ka += acs
+        pa += tileRows
+        pb += 32
     }
     @inline(__always) func add(_ r: Int, _ v0: SIMD16<Float>, _ v1: SIMD16<Float>) {
         let p = c + r * ldc
@@ -70,70 +91,105 @@ private func microKernel(_ a: ConstFloatPointer, _ ars: Int, _ acs: Int, _ b: Co
     if rows > 5 { add(5, c50, c51) }
 }
 
-/// C(M × cols) += A(M × K) · B(K × cols), with A(r, k) = a[r·ars + k·acs] and B(k, j) = b[k·bks + j·bjs]
-/// (so B can be a matrix or the transpose of one), C row stride ldc. Threads split the columns in panels of
-/// 32; each thread packs its B block by block (256 k × up to 512 columns, zeros past `cols`) into its part of
-/// `scratch`, so the micro-kernel reads B contiguously, and reuses it for every 6-row tile of A.
-private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int,
-                            b: ConstFloatPointer, bks: Int, bjs: Int, M: Int, cols: Int, K: Int,
-                            parallel: ParallelFor, scratch: MatmulScratch) {
+/// C[r, 0..<NR] += A tile · B panel with the variant's micro-kernel (NR = variant.matmulTileCols).
+@inline(__always)
+private func microKernel(_ variant: KernelVariant, _ a: ConstFloatPointer, _ b: ConstFloatPointer, kCount: Int,
+                         _ c: FloatPointer, _ ldc: Int, rows: Int) {
+    switch variant {
+    case .generic: microKernel6x32(a, b, kCount: kCount, c, ldc, rows: rows)
+    #if arch(x86_64)
+    case .avx2: matmulTile6x16AVX2(a: a, b: b, kCount: kCount, c: c, ldc: ldc, rows: rows)
+    case .avx512: matmulTile6x32AVX512(a: a, b: b, kCount: kCount, c: c, ldc: ldc, rows: rows)
+    #else
+    case .avx2, .avx512: preconditionFailure("\(variant) kernels exist only on x86-64")
+    #endif
+    }
+}
+
+/// Where `gemmAccumulate` reads B(k, j) from.
+private enum GemmB {
+    /// B(k, j) = b[k·ks + j·js]: a matrix (js = 1) or the transpose of one (ks = 1).
+    case strided(ConstFloatPointer, ks: Int, js: Int)
+    /// B(k, j) = W[j, k]: a quantized weight's transpose, dequantized a block-aligned row chunk at a time.
+    case quantizedTranspose(QuantizedMatrix)
+
+    /// Packs B[k0..<k0+kCount, j0..<j0+width] as kCount rows of `nr` floats (zeros past `width`) into `panel`;
+    /// `rowChunk` holds blockK floats of temporary space.
+    func pack(k0: Int, kCount: Int, j0: Int, width: Int, nr: Int, into panel: FloatPointer, rowChunk: FloatPointer) {
+        switch self {
+        case .strided(let b, let ks, 1):
+            for k in 0..<kCount {
+                let src = b + (k0 + k) * ks + j0, dst = panel + k * nr
+                if width == nr {
+                    for j in stride(from: 0, to: nr, by: 16) { storeSIMD16(loadSIMD16(src + j), dst + j) }
+                } else {
+                    for j in 0..<nr { dst[j] = j < width ? src[j] : 0 }
+                }
+            }
+        case .strided(let b, let ks, let js):  // a transpose: write each packed row whole; the source rows stay in L1
+            let src = b + k0 * ks + j0 * js
+            for k in 0..<kCount {
+                let dst = panel + k * nr
+                for j in 0..<width { dst[j] = src[k * ks + j * js] }
+                for j in width..<nr { dst[j] = 0 }
+            }
+        case .quantizedTranspose(let weight):
+            for j in 0..<width {
+                weight.dequantizeRow(j0 + j, columns: k0..<k0 + kCount, into: rowChunk)
+                for k in 0..<kCount { panel[k * nr + j] = rowChunk[k] }
+            }
+            for k in 0..<kCount { (panel + k * nr + width).update(repeating: 0, count: nr - width) }
+        }
+    }
+}
+
+/// C(M × cols) += A(M × K) · B(K × cols), with A(r, k) = a[r·ars + k·acs], C row stride ldc. Threads split the
+/// columns in panels of the variant's tile width NR; each thread packs its B block by block (256 k × up to 512
+/// columns, zeros past `cols`) into its part of `scratch`, so the micro-kernel reads B contiguously, and reuses
+/// it for every 6-row tile of A. Columns past `cols` in C are never touched. The variant must be one the CPU
+/// supports (checked by whoever chose it: KernelVariant.current, or a test looping over .supported).
+private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int, b: GemmB,
+                            M: Int, cols: Int, K: Int, parallel: ParallelFor, scratch: MatmulScratch,
+                            variant: KernelVariant) {
+    let nr = variant.matmulTileCols
     let threads = min(parallel.threads, scratch.threads)
-    let panels = (cols + tileCols - 1) / tileCols
+    let panels = (cols + nr - 1) / nr
     ParallelFor(threads: threads)(threads) { ids in
         for t in ids {
-            let pack = scratch.base + t * MatmulScratch.floatsPerThread
+            let mine = scratch.base + t * MatmulScratch.floatsPerThread
+            let bBlock = mine + MatmulScratch.bBlock, aTile = mine + MatmulScratch.aTile
+            let cTile = mine + MatmulScratch.cTile, rowChunk = mine + MatmulScratch.rowChunk
             var p = panels * t / threads
             let pEnd = panels * (t + 1) / threads
             while p < pEnd {
-                let blockPanels = min(blockCols / tileCols, pEnd - p)
+                let blockPanels = min(blockCols / nr, pEnd - p)
                 var k0 = 0
                 while k0 < K {
                     let kCount = min(blockK, K - k0)
-                    // Panel q of the block: B[k0..<k0+kCount, its 32 columns] as kCount rows of 32.
                     for q in 0..<blockPanels {
-                        let panel = pack + q * kCount * tileCols
-                        let j0 = (p + q) * tileCols, width = min(tileCols, cols - j0)
-                        if bjs == 1 {
-                            for k in 0..<kCount {
-                                let src = b + (k0 + k) * bks + j0, dst = panel + k * tileCols
-                                if width == tileCols {
-                                    storeSIMD16(loadSIMD16(src), dst)
-                                    storeSIMD16(loadSIMD16(src + 16), dst + 16)
-                                } else {
-                                    for j in 0..<tileCols { dst[j] = j < width ? src[j] : 0 }
-                                }
-                            }
-                        } else {  // a transpose: write each packed row whole; the 32 source rows stay in L1
-                            let src = b + k0 * bks + j0 * bjs
-                            for k in 0..<kCount {
-                                let dst = panel + k * tileCols
-                                for j in 0..<width { dst[j] = src[k * bks + j * bjs] }
-                                for j in width..<tileCols { dst[j] = 0 }
-                            }
-                        }
+                        let j0 = (p + q) * nr
+                        b.pack(k0: k0, kCount: kCount, j0: j0, width: min(nr, cols - j0), nr: nr,
+                               into: bBlock + q * kCount * nr, rowChunk: rowChunk)
                     }
                     var r0 = 0
                     while r0 < M {
                         let rows = min(tileRows, M - r0)
                         // Pack the A tile k-major (its 6 values for one k side by side): contiguous for the kernel,
                         // whatever A's strides (rows 12 KB apart would all fall in the same L1 sets).
-                        let aTile = pack + blockK * blockCols
                         let a0 = a + r0 * ars + k0 * acs
                         for k in 0..<kCount {
                             for r in 0..<tileRows { aTile[k * tileRows + r] = a0[min(r, rows - 1) * ars + k * acs] }
                         }
                         for q in 0..<blockPanels {
-                            let j0 = (p + q) * tileCols, panel = pack + q * kCount * tileCols
-                            if j0 + tileCols <= cols {
-                                microKernel(aTile, 1, tileRows, panel, tileCols, c + r0 * ldc + j0, ldc, kCount: kCount,
-                                            rows: rows)
-                            } else {  // the last, partial panel: scalar, from the packed columns
+                            let j0 = (p + q) * nr, panel = bBlock + q * kCount * nr
+                            if j0 + nr <= cols {
+                                microKernel(variant, aTile, panel, kCount: kCount, c + r0 * ldc + j0, ldc, rows: rows)
+                            } else {  // the last, partial panel: into a zeroed tile, then its columns into C
+                                cTile.update(repeating: 0, count: tileRows * nr)
+                                microKernel(variant, aTile, panel, kCount: kCount, cTile, nr, rows: rows)
                                 for r in 0..<rows {
-                                    for j in 0..<cols - j0 {
-                                        var sum: Float = 0
-                                        for k in 0..<kCount { sum += a0[r * ars + k * acs] * panel[k * tileCols + j] }
-                                        c[(r0 + r) * ldc + j0 + j] += sum
-                                    }
+                                    let dst = c + (r0 + r) * ldc + j0
+                                    for j in 0..<cols - j0 { dst[j] += cTile[r * nr + j] }
                                 }
                             }
                         }
@@ -150,7 +206,8 @@ private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars
 /// out[n,o] = bias[o] + sum_c inp[n,c] · weight[o,c]
 /// out is (N,OC), inp is (N,C), weight is (OC,C), bias is (OC) or nil. N = B·T.
 func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloatPointer, bias: ConstFloatPointer?,
-                   N: Int, C: Int, OC: Int, parallel: ParallelFor, scratch: MatmulScratch) {
+                   N: Int, C: Int, OC: Int, parallel: ParallelFor, scratch: MatmulScratch,
+                   variant: KernelVariant = .current) {
     parallel(N) { rows in
         for n in rows {
             let o = out + n * OC
@@ -158,21 +215,42 @@ func matmulForward(out: FloatPointer, inp: ConstFloatPointer, weight: ConstFloat
         }
     }
     // out(N × OC) += inp(N × C) · weightᵀ: B(k, j) = weight[j·C + k].
-    gemmAccumulate(c: out, ldc: OC, a: inp, ars: C, acs: 1, b: weight, bks: 1, bjs: C, M: N, cols: OC, K: C,
-                   parallel: parallel, scratch: scratch)
+    gemmAccumulate(c: out, ldc: OC, a: inp, ars: C, acs: 1, b: .strided(weight, ks: 1, js: C), M: N, cols: OC, K: C,
+                   parallel: parallel, scratch: scratch, variant: variant)
+}
+
+/// out[n·ldOut + o] = bias[o] + sum_c inp[n,c] · W[o,c] for o < OC, from a quantized W (the prompt's rows at once:
+/// each 256-column chunk of a weight row is dequantized once per call and reused for all N rows).
+/// out rows are ldOut ≥ OC apart and their columns from OC on are left as they are (so q, k and v can be written
+/// side by side into one row); inp is (N,C), weight is (OC,C) with OC = weight.rows, C = weight.cols; bias is (OC)
+/// or nil.
+func matmulForward(out: FloatPointer, ldOut: Int, inp: ConstFloatPointer, weight: QuantizedMatrix,
+                   bias: ConstFloatPointer?, N: Int, parallel: ParallelFor, scratch: MatmulScratch,
+                   variant: KernelVariant = .current) {
+    let C = weight.cols, OC = weight.rows
+    precondition(ldOut >= OC, "out rows of \(ldOut) floats cannot hold \(OC) outputs")
+    precondition(blockK % weight.type.blockSize == 0, "\(weight.type) blocks do not divide a k-block of \(blockK)")
+    parallel(N) { rows in
+        for n in rows {
+            let o = out + n * ldOut
+            if let bias { o.update(from: bias, count: OC) } else { o.update(repeating: 0, count: OC) }
+        }
+    }
+    gemmAccumulate(c: out, ldc: ldOut, a: inp, ars: C, acs: 1, b: .quantizedTranspose(weight), M: N, cols: OC, K: C,
+                   parallel: parallel, scratch: scratch, variant: variant)
 }
 
 /// dinp += dout · weight; dweight += doutᵀ · inp; dbias += column sums of dout.
 /// dinp is (N,C), dweight is (OC,C), dbias is (OC) or nil, dout is (N,OC).
 func matmulBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPointer?, dout: ConstFloatPointer,
                     inp: ConstFloatPointer, weight: ConstFloatPointer, N: Int, C: Int, OC: Int,
-                    parallel: ParallelFor, scratch: MatmulScratch) {
+                    parallel: ParallelFor, scratch: MatmulScratch, variant: KernelVariant = .current) {
     // dinp(N × C) += dout(N × OC) · weight(OC × C).
-    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: weight, bks: C, bjs: 1, M: N, cols: C, K: OC,
-                   parallel: parallel, scratch: scratch)
+    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: .strided(weight, ks: C, js: 1), M: N, cols: C, K: OC,
+                   parallel: parallel, scratch: scratch, variant: variant)
     // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o].
-    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: inp, bks: C, bjs: 1, M: OC, cols: C, K: N,
-                   parallel: parallel, scratch: scratch)
+    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: .strided(inp, ks: C, js: 1), M: OC, cols: C, K: N,
+                   parallel: parallel, scratch: scratch, variant: variant)
     if let dbias {
         parallel(OC) { outputs in
             for o in outputs {
