@@ -9,9 +9,9 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time a GPT-2 training step (forward, backward, AdamW) or a forward pass on random weights.",
         discussion: "Prints each timed repetition, then a summary, then one JSON line with the same keys as ../shared/tools/torch_gpt2_bench.py.")
 
-    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, generate, matmul }
+    enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, generate, prefill, matmul }
 
-    @Argument(help: "What to time: train, forward, generate (greedy, KV cache), or matmul (the model's matmul shapes).")
+    @Argument(help: "What to time: train, forward, generate (greedy decoding with the KV cache, after a prompt), prefill (a prompt's forward pass into the cache), or matmul (the model's matmul shapes). generate and prefill on a GGUF file compare with llama.cpp's `llama-bench -p 512 -n 128 -t N` as `llm bench prefill --prompt 512` and `llm bench generate --prompt 1 --new 128`.")
     var mode: Mode = .train
     @Option(help: "A real model to time (a GGUF file, a Hugging Face folder, a .bin checkpoint or a run directory) instead of random weights of a preset shape.")
     var model: String?
@@ -25,12 +25,14 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Maximum sequence length.") var maxSeq = 1024
     @Option(help: "Batch size B.") var batch = 4
     @Option(help: "Sequence length T.") var seq = 64
-    @Option(help: "generate: prompt tokens.") var prompt = 16
+    @Option(help: "generate: prompt tokens (default 16); prefill: prompt tokens (default 512).") var prompt: Int?
     @Option(help: "generate: new tokens.") var new = 256
     @Option(help: "Timed repetitions.") var steps = 5
     @Option(help: "Untimed warm-up repetitions.") var warmup = 1
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Flag(help: "Print where a step's time goes, per kind of operation.") var profile = false
+    @Flag(help: "generate, prefill: expand a quantized GGUF model to float32 instead of computing from its blocks.")
+    var dequantize = false
 
     @OptionGroup var device: DeviceOption
 
@@ -44,20 +46,25 @@ struct BenchCommand: ParsableCommand {
         try checkRange(warmup, "--warmup", 0...1_000_000)
         if seq > maxSeq && model == nil { throw ValidationError("--seq \(seq) exceeds --max-seq \(maxSeq)") }
         if model != nil && preset != nil { throw ValidationError("give --model or --preset, not both") }
-        if mode == .generate && model == nil {
-            try checkRange(prompt, "--prompt", 1...Int.max, "generation starts from at least one prompt token")
+        if (mode == .generate || mode == .prefill) && model == nil {
+            try checkRange(promptTokens, "--prompt", 1...Int.max, "generation starts from at least one prompt token")
             try checkRange(new, "--new", 0...Int.max)
-            if prompt.addingReportingOverflow(new).overflow || prompt + new > maxSeq {
-                throw ValidationError("--prompt \(prompt) + --new \(new) must be at most --max-seq \(maxSeq)")
+            if promptTokens.addingReportingOverflow(new).overflow || promptTokens + new > maxSeq {
+                throw ValidationError("--prompt \(promptTokens) + --new \(new) must be at most --max-seq \(maxSeq)")
             }
         }
+        if let prompt { try checkRange(prompt, "--prompt", 1...Int.max, "generation starts from at least one prompt token") }
+        try checkRange(new, "--new", 0...Int.max)
         try checkThreads(threads)
     }
+
+    private var promptTokens: Int { prompt ?? (mode == .prefill ? 512 : 16) }
 
     func run() throws {
         try reportingErrors {
             try device.check()
-            let loaded = try model.map { try LoadedModel.load($0).weights }
+            let generation = mode == .generate || mode == .prefill
+            let loaded = try model.map { try LoadedModel.load($0, quantized: generation && !dequantize).weights }
             let config = try loaded?.config ?? preset.map { try ModelPreset.config(arch, $0, vocabSize: vocab, maxSeqLen: maxSeq) }
                 ?? (arch == .llama
                     ? ModelPreset.llama(layers: layers, heads: heads, channels: channels, vocabSize: vocab, maxSeqLen: maxSeq)
@@ -69,12 +76,14 @@ struct BenchCommand: ParsableCommand {
                 benchMatmuls(config: config, rows: batch * seq, parallel: parallel)
                 return
             }
-            if mode == .generate {
-                if prompt + new > config.maxSeqLen {
-                    throw ValidationError("--prompt \(prompt) + --new \(new) must be at most the model's context, \(config.maxSeqLen)")
+            if generation {
+                let new = mode == .prefill ? 0 : self.new
+                if promptTokens + new > config.maxSeqLen {
+                    throw ValidationError("--prompt \(promptTokens) + --new \(new) must be at most the model's context, \(config.maxSeqLen)")
                 }
-                try benchGenerate(weights: loaded ?? .random(config: config, seed: 0), prompt: prompt, new: new,
-                                  repeats: steps, warmup: warmup, parallel: parallel)
+                try benchGenerate(weights: loaded ?? .random(config: config, seed: 0), prompt: promptTokens, new: new,
+                                  repeats: steps, warmup: warmup, parallel: parallel, mode: mode.rawValue,
+                                  profile: profile)
                 return
             }
             try MemoryBudget.checkTraining(config: config, batch: batch, seq: seq, parallel: parallel)
@@ -127,7 +136,8 @@ private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: Parallel
     let C = c.channels
     let shapes = [("qkv", C, c.qkvWidth), ("attproj", c.attentionWidth, C), ("fc", C, c.fcWidth),
                   ("fcproj", c.hiddenSize, C), ("lm head", C, c.paddedVocabSize)]
-    print("matmul shapes at N=\(N), \(parallel.threads) threads (forward: 2·N·C·OC FLOPs; backward: 4·N·C·OC)")
+    print("matmul shapes at N=\(N), \(parallel.threads) threads, \(KernelVariant.current) kernels (LLM_KERNELS=generic|avx2|avx512"
+          + " forces one) (forward: 2·N·C·OC FLOPs; backward: 4·N·C·OC)")
     var flops = 0.0, seconds = 0.0
     for (name, inC, outC) in shapes {
         let r = KernelBenchmark.matmul(N: N, C: inC, OC: outC, parallel: parallel)
@@ -143,30 +153,63 @@ private func benchMatmuls(config c: ModelConfig, rows N: Int, parallel: Parallel
                  parallel.threads, N))
 }
 
-/// Greedy decoding with the KV cache from a random prompt, as torch_gpt2_bench.py's `generate` does.
+/// A random prompt's prefill, then greedy decoding of `new` tokens with the KV cache, timed apart: prefill
+/// tokens/s is llama-bench's pp, decode tokens/s its tg; tokens_per_s (all new tokens over the whole time, prefill
+/// included) is what torch_gpt2_bench.py's `generate` reports.
 private func benchGenerate(weights: ModelWeights, prompt: Int, new: Int, repeats: Int, warmup: Int,
-                           parallel: ParallelFor) throws {
+                           parallel: ParallelFor, mode: String, profile: Bool) throws {
     let config = weights.config
     try InferenceEngine.checkMemory(config: config, maxConcurrent: 1, threads: parallel.threads)
     let generator = Generator(weights: weights, parallel: parallel)
     var rng = SplitMix64(seed: 1)
     let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(config.vocabSize)) }
-    var parameters = GenerateParameters(maxNewTokens: new, temperature: 0)
-    parameters.stopTokens = []
-    var rates = [Double]()
+    var runs = [(overall: Double, prefill: Double, decode: Double)]()
+    let kind = weights.quantized.map { "quantized blocks (\($0.typeSummary))" } ?? "float32 weights"
+    FileHandle.standardError.write(Data("bench \(mode): \(config), \(kind), \(parallel.threads) threads, kernels \(KernelVariant.current)\n".utf8))
+    let ops = OpProfile()
     for i in 0..<(warmup + repeats) {
+        generator.profile = profile && i >= warmup ? ops : nil
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let result = try generator.generate(prompt: ids, parameters: parameters) { _ in true }
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-        let rate = Double(result.tokens.count) / seconds
-        FileHandle.standardError.write(Data(String(format: "%@ %d: %.2f tokens/s (prefill %.3f s)\n",
-                                                   i < warmup ? "warmup" : "run", i + 1, rate, result.prefillSeconds).utf8))
-        if i >= warmup { rates.append(rate) }
+        try generator.forward(ids[...], at: 0)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        var token = generator.withLogits { argmax($0) }
+        for _ in 0..<max(new - 1, 0) {  // the first new token comes from the prefill's logits
+            try generator.forward([token][...])
+            token = generator.withLogits { argmax($0) }
+        }
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        let prefill = Double(t1 - t0) / 1e9, decode = Double(t2 - t1) / 1e9
+        let run = (overall: Double(new) / (prefill + decode), prefill: Double(prompt) / prefill,
+                   decode: new > 1 ? Double(new - 1) / decode : 0)
+        FileHandle.standardError.write(Data(String(format: "%@ %d: prefill %.1f tokens/s (%.3f s), decode %.2f tokens/s\n",
+                                                   i < warmup ? "warmup" : "run", i + 1, run.prefill, prefill,
+                                                   run.decode).utf8))
+        if i >= warmup { runs.append(run) }
     }
-    let sorted = rates.sorted()
-    print(String(format: "median %.2f tokens/s (min %.2f, max %.2f), %d-token prompt, %d new tokens, greedy, KV cache",
-                 sorted[sorted.count / 2], sorted.first!, sorted.last!, prompt, new))
-    print(String(format: "{\"mode\": \"generate\", \"tokens_per_s\": %.3f, \"min\": %.3f, \"max\": %.3f, \"threads\": %d, \"prompt\": %d, \"new\": %d, \"params\": %d}",
-                 sorted[sorted.count / 2], sorted.first!, sorted.last!, parallel.threads, prompt, new,
-                 config.parameterCount))
+    if profile {
+        let total = ops.entries.reduce(0) { $0 + $1.milliseconds }
+        print("per run (mean of \(repeats): a \(prompt)-token prefill and \(max(new - 1, 0)) decode steps):")
+        for e in ops.entries {
+            print(String(format: "  %@ %9.1f ms  %5.1f%%  (%d calls)", e.op.name.padding(toLength: 18, withPad: " ", startingAt: 0),
+                         e.milliseconds / Double(repeats), 100 * e.milliseconds / total, e.calls / repeats))
+        }
+    }
+    func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+    let overall = median(runs.map(\.overall)), prefill = median(runs.map(\.prefill)), decode = median(runs.map(\.decode))
+    if new > 0 {
+        print(String(format: "median decode %.2f tokens/s, prefill %.1f tokens/s (%d-token prompt, %d new tokens, greedy, KV cache)",
+                     decode, prefill, prompt, new))
+    } else {
+        print(String(format: "median prefill %.1f tokens/s (%d-token prompt)", prefill, prompt))
+    }
+    print(String(format: "{\"mode\": \"%@\", \"tokens_per_s\": %.3f, \"decode_tokens_per_s\": %.3f, \"prefill_tokens_per_s\": %.3f, \"threads\": %d, \"prompt\": %d, \"new\": %d, \"params\": %d, \"kernels\": \"%@\", \"quantized\": %@}",
+                 mode, overall, decode, prefill, parallel.threads, prompt, new, config.parameterCount,
+                 KernelVariant.current.rawValue, weights.quantized == nil ? "false" : "true"))
+}
+
+/// The index of the largest value (the first of equal ones).
+private func argmax(_ values: UnsafeBufferPointer<Float>) -> Int32 {
+    var best = 0
+    for i in values.indices where values[i] > values[best] { best = i }
+    return Int32(best)
 }

@@ -36,6 +36,8 @@ struct ChatCommand: ParsableCommand {
     var seed: UInt64?
     @Option(help: "A system prompt, merged into the first message of the conversation.") var system: String?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
+    var dequantize = false
     @Option(help: "Ask this one question, print the reply and exit.") var prompt: String?
 
     func validate() throws {
@@ -54,7 +56,7 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat)
+            let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat, quantized: !dequantize)
             guard let format = loaded.chatFormat else {
                 if !loaded.tokenizer.isRankBased {
                     // A real model without a template: a base model, most likely.

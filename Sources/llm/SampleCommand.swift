@@ -33,6 +33,8 @@ struct SampleCommand: ParsableCommand {
     @Flag(help: "Recompute the whole sequence for every new token instead of using the KV cache (to compare speed).")
     var noCache = false
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
+    var dequantize = false
     @OptionGroup var tokenizerOptions: TokenizerOptions
 
     @OptionGroup var device: DeviceOption
@@ -61,7 +63,7 @@ struct SampleCommand: ParsableCommand {
             // tokens; a run directory stands for its newest weights and, unless --tokenizer says otherwise, its
             // tokenizer.
             let real = model.map { isGGUF($0) || FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") } ?? false
-            let loaded = real ? try LoadedModel.load(model!, tokenizer: tokenizerOptions.tokenizer) : nil
+            let loaded = real ? try LoadedModel.load(model!, tokenizer: tokenizerOptions.tokenizer, quantized: !dequantize) : nil
             let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
             let weights = try loaded?.weights ?? run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
                 ?? .randomGPT2(config: try ModelPreset.config(.gpt2, randomPreset!), seed: 0)

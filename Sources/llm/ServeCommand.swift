@@ -29,6 +29,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The model's id in the API (default: --model's last component, without .bin).") var name: String?
     @Option(help: "Requests that generate at once, batched; more wait in a queue.") var maxConcurrent = 4
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
+    @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
+    var dequantize = false
     @Option(help: "The largest max_tokens a request may ask for; also the default.") var maxTokens = 512
     @Option(help: "The most messages in one chat request.") var maxMessages = 64
     @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
@@ -51,7 +53,8 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         var loaded: LoadedModel?
-        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat) }
+        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat,
+                                                              quantized: !dequantize) }
         guard let loaded else { return }
         let config = loaded.weights.config
         // A run directory is named for itself, not for its model.bin.

@@ -31,6 +31,12 @@ protocol Backend: AnyObject {
     /// out = inp · weightᵀ + bias. `decoding`: a few rows of a decode step, for which the CPU reads each
     /// weight row once for all of them instead of packing the matrix.
     func linear(out: Buffer, inp: Buffer, weight: Buffer, bias: Buffer?, N: Int, C: Int, OC: Int, decoding: Bool)
+    /// linear with the weight in quantized blocks (generation of a GGUF model): its parts stacked by output rows.
+    func linear(out: Buffer, inp: Buffer, weight: QuantizedLinear, bias: Buffer?, N: Int, C: Int, OC: Int,
+                decoding: Bool)
+    /// embed with wte kept quantized.
+    func embed(out: Buffer, tokens: UnsafePointer<Int32>, positions: UnsafePointer<Int32>, wte: QuantizedMatrix,
+               wpe: Buffer?, scale: Float, N: Int, C: Int)
     func linearBackward(dinp: Buffer, dweight: Buffer, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
                         N: Int, C: Int, OC: Int)
 

@@ -16,32 +16,45 @@ public enum GGUFModel {
     /// The `general.architecture` values this engine runs.
     public static let supportedArchitectures = ["llama", "qwen2", "gemma3", "gpt2"]
 
-    /// Reads a GGUF file's model: config and float32 weights (quantized tensors dequantized).
-    public static func read(_ path: String) throws -> ModelWeights {
+    /// Reads a GGUF file's model: config and float32 weights (quantized tensors dequantized), or, with
+    /// `keepQuantized`, the linear layers and embedding left in their blocks for generation (`ModelWeights.quantized`).
+    public static func read(_ path: String, keepQuantized: Bool = false) throws -> ModelWeights {
         let file = try GGUFFile.open(path)
-        return try read(file)
+        return try read(file, keepQuantized: keepQuantized)
     }
 
     /// The model in an open GGUF file.
-    public static func read(_ file: GGUFFile) throws -> ModelWeights {
+    public static func read(_ file: GGUFFile, keepQuantized: Bool = false) throws -> ModelWeights {
         let path = file.path
         let config = try self.config(file)
         let pairs = try match(file, config: config)
-        // The file is mapped, not read: the weights are the only large allocation.
-        try MemoryBudget.checkWeights(config: config, extraBytes: 0, what: "\(path): the model")
-        let weights = ModelWeights(config: config)
-        let layout = weights.layout
         let arch = try architecture(file)
+        let kept = pairs.filter { keepQuantized && QuantizedWeights.keeps($0.0.tensor, type: $0.1.type) }
+        // The file is mapped, not read: the float weights are the only large allocation (less what stays quantized).
+        let keptFloats = kept.reduce(0) { $0 + $1.1.elementCount }
+        try MemoryBudget.check(MemoryBudget.weightBytes(config: config).map { max($0 - 4 * keptFloats, 0) },
+                               for: "\(path): the model")
+        let quantized = kept.isEmpty ? nil : QuantizedWeights(file: file, layers: config.numLayers)
+        let weights = ModelWeights(config: config, quantized: quantized)
+        let layout = weights.layout
         for (p, info) in pairs {
+            let permuted = arch == "llama" && p.tensor == .qkvw
+                && (info.name.contains(".attn_q.") || info.name.contains(".attn_k."))
+            // q rows are H heads, k rows H_kv heads, each permuted by the converter.
+            let heads = p.rows.lowerBound == 0 ? config.numHeads : config.numKVHeads
+            if let quantized, QuantizedWeights.keeps(p.tensor, type: info.type) {
+                let rows = p.rows.count, cols = info.dims[0]
+                quantized.add(p.tensor, layer: p.layer, info: info, rows: rows, cols: cols,
+                              rowOrder: permuted ? rotaryRowOrder(rows: rows, heads: heads) : nil)
+                continue
+            }
             // Straight into the arena: no second copy of a tensor (Gemma's embedding alone is 671 MB in float32).
             try weights.arena.withMutableBuffer(p.arenaRange(layout)) { dst in
                 try file.dequantize(info, into: dst)
                 if let i = dst.firstIndex(where: { !$0.isFinite }) {
                     throw FormatError.nonFinite(path: path, name: info.name, index: i, value: dst[i])
                 }
-                if arch == "llama", p.tensor == .qkvw, info.name.contains(".attn_q.") || info.name.contains(".attn_k.") {
-                    // q rows are H heads, k rows H_kv heads: undo the converter's per-head permutation.
-                    let heads = p.rows.lowerBound == 0 ? config.numHeads : config.numKVHeads
+                if permuted {
                     _ = dst.update(fromContentsOf: unpermuteRotaryRows(Array(dst), heads: heads, columns: config.channels))
                 }
                 if arch == "gemma3", info.name.hasSuffix("norm.weight") {
@@ -50,6 +63,19 @@ public enum GGUFModel {
             }
         }
         return weights
+    }
+
+    /// For Llama's permuted q or k (`rows` rows of `heads` heads): order[m] is the file row that holds model row m
+    /// (see `unpermuteRotaryRows`).
+    static func rotaryRowOrder(rows: Int, heads: Int) -> [Int] {
+        let d = rows / heads, half = d / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads {
+            for i in 0..<half {
+                for j in 0..<2 { order[h * d + j * half + i] = h * d + 2 * i + j }
+            }
+        }
+        return order
     }
 
     /// `general.architecture`, checked to be one this engine runs.

@@ -7,7 +7,8 @@
 // attention differs (against the cache).
 
 /// The batched engine's buffers: `slots` key/value caches, and the scratch activations of one forward pass of up
-/// to R = max(maxT, slots) rows (a prefill's positions, or a decode step's one row per slot).
+/// to R = max(min(maxT, prefillChunk), slots) rows (a chunk of a prefill's positions, or a decode step's one row
+/// per slot).
 enum BatchedBuffer: Int, CaseIterable {
     case kCache    // (S, Σ_l H_kv·capacity_l·d) keys: per slot and layer, one (capacity_l,d) block per key/value head
     case vCache    // values, likewise
@@ -43,7 +44,7 @@ struct BatchedLayout {
     let slotStride: Int
 
     init(config c: ModelConfig, slots S: Int) {
-        let C = c.channels, T = c.maxSeqLen, R = max(T, S), QKV = c.qkvWidth
+        let C = c.channels, T = c.maxSeqLen, R = max(Self.chunkRows(c), S), QKV = c.qkvWidth
         capacities = (0..<c.numLayers).map { c.isSliding($0) ? min(c.slidingWindow, T) : T }
         var offsets = [Int](), perSlot = 0
         for capacity in capacities {
@@ -83,6 +84,13 @@ struct BatchedLayout {
         totalCount = total
     }
 
+    /// A prompt runs in chunks of this many positions at most, so the scratch does not grow with the context
+    /// (Gemma 3's 32768 positions would need 2 GB of it).
+    static let prefillChunk = 512
+
+    /// Rows of scratch a prefill chunk needs: min(maxT, prefillChunk).
+    static func chunkRows(_ c: ModelConfig) -> Int { min(c.maxSeqLen, prefillChunk) }
+
     func offset(_ b: BatchedBuffer) -> Int { offsets[b.rawValue] }
     func has(_ b: BatchedBuffer) -> Bool { counts[b.rawValue] > 0 }
 }
@@ -105,6 +113,12 @@ final class BatchedGenerator {
         set { backend.parallel = newValue }
     }
 
+    /// When set, each operation's wall time is added to it (`llm bench generate --profile`).
+    var profile: OpProfile? {
+        get { backend.profile }
+        set { backend.profile = newValue }
+    }
+
     private let backend: CPUBackend
     private let blocks: [TransformerBlock]
     private let layout: BatchedLayout
@@ -112,6 +126,10 @@ final class BatchedGenerator {
     private let tokens: UnsafeMutablePointer<Int32>     // (R) ids of the rows being run
     private let positions: UnsafeMutablePointer<Int32>  // (R) each row's position in its sequence
     private let rowSlots: UnsafeMutablePointer<Int>     // (S) decode row i's slot
+    /// Each layer's weights (float pointers, and the quantized linear layers where the model keeps them).
+    private let layerTensors: [LayerTensors]
+    /// The LM head's quantized rows (V of them), when the model keeps it quantized.
+    private let quantizedHead: QuantizedLinear?
 
     init(weights: ModelWeights, slots: Int, parallel: ParallelFor) {
         precondition(slots >= 1, "a batched generator needs at least one slot")
@@ -125,8 +143,17 @@ final class BatchedGenerator {
         config = weights.config
         self.weights = weights
         self.slots = slots
-        backend = CPUBackend(parallel: parallel)
+        let c = weights.config
+        backend = weights.quantized == nil ? CPUBackend(parallel: parallel)
+            : CPUBackend(parallel: parallel, quantizedRows: max(slots, CPUBackend.quantizedDotRows),
+                         quantizedCols: max(c.channels, c.attentionWidth, c.hiddenSize))
         blocks = TransformerBlock.blocks(config: config)
+        layerTensors = (0..<c.numLayers).map {
+            LayerTensors(weights.arena.base, weights.layout, layer: $0, quantized: weights.quantized)
+        }
+        quantizedHead = weights.quantized?.global[c.tiedEmbeddings ? .wte : .lmHead].map {
+            QuantizedLinear(parts: [$0.rows(0..<c.vocabSize)])  // the padded rows are not stored in a GGUF file
+        }
         layout = BatchedLayout(config: config, slots: slots)
         arena = FloatArena(count: layout.totalCount)
         tokens = .allocate(capacity: layout.rows)
@@ -145,23 +172,24 @@ final class BatchedGenerator {
 
     /// Bytes `init` allocates for `slots` slots (the caches, the scratch arena, the row buffers and the matmul
     /// scratch; not the weights), overflow-checked: nil when it overflows an Int or the config is invalid. The
-    /// arena is a per-slot part (caches, scores, logits) times S plus a per-row part times R = max(maxT, S); both
+    /// arena is a per-slot part (caches, scores, logits) times S plus a per-row part times R = max(chunk, S); both
     /// come from the layout's own counts at one and two slots, scaled with checked arithmetic.
     /// `validated`: the config is known to be computable (its weights exist), so `validate()` is not required.
     static func requiredBytes(config c: ModelConfig, slots: Int, parallel: ParallelFor = .allCores,
                               validated: Bool = false) -> Int? {
         guard slots >= 1, validated || MemoryBudget.parameterCount(c) != nil else { return nil }
-        let T = c.maxSeqLen
+        let chunk = BatchedLayout.chunkRows(c)
         let one = BatchedLayout(config: c, slots: 1).totalCount
         let floats: Int?
-        if T >= 2 {
-            let perSlot = BatchedLayout(config: c, slots: 2).totalCount - one  // R = maxT for both
-            let perRow = (one - perSlot) / T
-            floats = MemoryBudget.add(MemoryBudget.multiply(slots, perSlot), MemoryBudget.multiply(max(T, slots), perRow))
+        if chunk >= 2 {
+            let perSlot = BatchedLayout(config: c, slots: 2).totalCount - one  // R = the chunk for both
+            let perRow = (one - perSlot) / chunk
+            floats = MemoryBudget.add(MemoryBudget.multiply(slots, perSlot),
+                                      MemoryBudget.multiply(max(chunk, slots), perRow))
         } else {
             floats = MemoryBudget.multiply(slots, one)  // R = S: everything scales with the slots
         }
-        let rows = max(T, slots)
+        let rows = max(chunk, slots)
         let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
         return MemoryBudget.add(MemoryBudget.multiply(4, floats.map { max($0, 1) }),
                                 MemoryBudget.multiply(8, rows), MemoryBudget.multiply(8, slots),
@@ -222,19 +250,29 @@ final class BatchedGenerator {
             guard tok >= 0 && Int(tok) < V else {
                 throw .tokenOutOfRange(what: "input", index: t0 + i, token: tok, vocabSize: V)
             }
-            tokens[i] = tok
-            positions[i] = Int32(t0 + i)
         }
-        let c = config
-        embed(rows: n)
-        for l in 0..<c.numLayers {
-            let cache = caches(slot: slot, layer: l), shape = blocks[l].attentionShape
-            layer(l, rows: n, decoding: false) { atty, qkv in
-                backend.cachedAttention(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores), qkv: qkv,
-                                        t0: t0, n: n, shape: shape, capacity: layout.capacities[l])
+        // In chunks of at most R positions, each appended to the cache the previous ones filled: every row's
+        // arithmetic is the same as in one pass (the linear layers' rows are independent; attention reads the
+        // earlier positions from the cache).
+        let c = config, chunk = BatchedLayout.chunkRows(c)
+        var done = 0
+        while done < n {
+            let m = min(chunk, n - done), start = t0 + done
+            for i in 0..<m {
+                tokens[i] = newTokens[newTokens.startIndex + done + i]
+                positions[i] = Int32(start + i)
             }
+            embed(rows: m)
+            for l in 0..<c.numLayers {
+                let cache = caches(slot: slot, layer: l), shape = blocks[l].attentionShape
+                layer(l, rows: m, decoding: false) { atty, qkv in
+                    backend.cachedAttention(out: atty, kCache: cache.k, vCache: cache.v, scores: buffer(.scores),
+                                            qkv: qkv, t0: start, n: m, shape: shape, capacity: layout.capacities[l])
+                }
+            }
+            done += m
+            if done == n { head(lastRows: 1, of: m, decoding: false) }
         }
-        head(lastRows: 1, of: n, decoding: false)
     }
 
     // MARK: - Decode
@@ -274,8 +312,13 @@ final class BatchedGenerator {
     /// has one, into the residual stream.
     private func embed(rows n: Int) {
         let c = config, C = c.channels, x = buffer(.residual)
-        backend.embed(out: x, tokens: tokens, positions: positions, wte: param(.wte)!, wpe: param(.wpe),
-                      scale: c.embeddingScale, N: n, C: C)
+        if let table = weights.quantized?.global[.wte] {
+            backend.embed(out: x, tokens: tokens, positions: positions, wte: table, wpe: param(.wpe),
+                          scale: c.embeddingScale, N: n, C: C)
+        } else {
+            backend.embed(out: x, tokens: tokens, positions: positions, wte: param(.wte)!, wpe: param(.wpe),
+                          scale: c.embeddingScale, N: n, C: C)
+        }
         if c.normAfterEmbedding {
             backend.norm(out: x, mean: nil, rstd: buffer(.lnRstd), inp: x, weight: nil, bias: nil, kind: c.norm,
                          eps: Float(c.normEps), N: n, C: C, groups: 1, stride: C)
@@ -284,7 +327,7 @@ final class BatchedGenerator {
 
     /// Transformer block l over `rows` rows of the residual stream; `attention(atty, qkvAttn)` fills atty.
     private func layer(_ l: Int, rows n: Int, decoding: Bool, attention: (Buffer, Buffer) -> Void) {
-        blocks[l].forward(scratch, weights: LayerTensors(weights.arena.base, weights.layout, layer: l), N: n,
+        blocks[l].forward(scratch, weights: layerTensors[l], N: n,
                           positions: positions, decoding: decoding, backend: backend, attention: attention)
     }
 
@@ -295,8 +338,13 @@ final class BatchedGenerator {
         backend.norm(out: ln, mean: optional(.lnMean), rstd: buffer(.lnRstd), inp: buffer(.residual) + (n - k) * C,
                      weight: param(.lnfw), bias: param(.lnfb), kind: c.norm, eps: Float(c.normEps), N: k, C: C,
                      groups: 1, stride: C)
-        backend.linear(out: buffer(.logits), inp: ln, weight: param(c.tiedEmbeddings ? .wte : .lmHead)!, bias: nil,
-                       N: k, C: C, OC: V, decoding: decoding)
+        if let quantizedHead {
+            backend.linear(out: buffer(.logits), inp: ln, weight: quantizedHead, bias: nil, N: k, C: C, OC: V,
+                           decoding: decoding)
+        } else {
+            backend.linear(out: buffer(.logits), inp: ln, weight: param(c.tiedEmbeddings ? .wte : .lmHead)!,
+                           bias: nil, N: k, C: C, OC: V, decoding: decoding)
+        }
         if let cap = c.logitSoftcap { backend.softcap(buffer(.logits), cap: Float(cap), N: k, V: V, Vp: V) }
     }
 }

@@ -15,6 +15,11 @@ public final class Generator {
         get { model.parallel }
         set { model.parallel = newValue }
     }
+    /// When set, each operation's wall time is added to it.
+    public var profile: OpProfile? {
+        get { model.profile }
+        set { model.profile = newValue }
+    }
     /// Positions held in the cache; the next `forward` appends after them.
     public private(set) var count = 0
 

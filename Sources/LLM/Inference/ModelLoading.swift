@@ -2,7 +2,8 @@
 // that goes with them and the chat format, from a GGUF file, a Hugging Face folder, an llm.c checkpoint or a run
 // directory.
 //
-//   GGUF file            weights (dequantized), tokenizer and chat template from the file's metadata
+//   GGUF file            weights (dequantized, or with `quantized` the linear layers kept in their blocks),
+//                        tokenizer and chat template from the file's metadata
 //   Hugging Face folder  config.json + safetensors; tokenizer.json; the template from tokenizer_config.json or
 //                        chat_template.jinja; end tokens from generation_config.json
 //   run directory        its newest weights and the tokenizer its config names; its chat_template.jinja (an SFT
@@ -37,9 +38,11 @@ public struct LoadedModel: Sendable {
     /// Loads `path` (see the top of this file). `tokenizer` overrides the tokenizer: "gpt2" (bundled), a
     /// tokenizer file, a tokenizer.json, a GGUF file or a Hugging Face folder. `chatFormat` picks the chat format:
     /// nil or "auto" (the model's own template, or nanochat's for a model trained here), or a built-in name
-    /// (`ChatTemplate.builtinNames`, or "nanochat"). Throws if the tokenizer has more tokens than the model's
+    /// (`ChatTemplate.builtinNames`, or "nanochat"). `quantized`: a GGUF file's quantized linear layers and
+    /// embedding stay in their blocks (`ModelWeights.quantized`), for generation only. Throws if the tokenizer has more tokens than the model's
     /// vocabulary, or the model's template cannot be read (the message names the --chat-format fallback).
-    public static func load(_ path: String, tokenizer tokenizerName: String? = nil, chatFormat: String? = nil) throws -> LoadedModel {
+    public static func load(_ path: String, tokenizer tokenizerName: String? = nil, chatFormat: String? = nil,
+                            quantized: Bool = false) throws -> LoadedModel {
         let run = RunDirectory.isRun(path) ? RunDirectory(path) : nil
         let weightsPath = try run?.latestWeightsPath() ?? path
         var tokenizer: Tokenizer?
@@ -49,7 +52,7 @@ public struct LoadedModel: Sendable {
         var templateSource: String?, eos: [Int32] = [], name: String?
         if run == nil && isGGUF(weightsPath) {
             let file = try GGUFFile.open(weightsPath)
-            weights = try GGUFModel.read(file)
+            weights = try GGUFModel.read(file, keepQuantized: quantized)
             if tokenizer == nil { tokenizer = try Tokenizer(gguf: file.metadata, path: weightsPath) }
             templateSource = file.metadata["tokenizer.chat_template"]?.string
             name = file.metadata["general.name"]?.string

@@ -25,6 +25,31 @@ func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, positions: Uns
     }
 }
 
+/// encoderForward with wte kept quantized (Q8_0, Q6_K, …): each token's row is dequantized into out, then
+/// scaled and wpe added exactly as encoderForward does, so a table read from its blocks gives the float table's
+/// result (the dequantized row is the float row).
+func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, positions: UnsafePointer<Int32>,
+                    wte: QuantizedMatrix, wpe: ConstFloatPointer?, scale: Float = 1, N: Int, C: Int,
+                    parallel: ParallelFor) {
+    precondition(wte.cols == C, "embedding rows of \(wte.cols) for \(C) channels")
+    parallel(N) { rows in
+        for n in rows {
+            let o = out + n * C
+            wte.dequantizeRow(Int(inp[n]), into: o)
+            if let wpe {
+                let p = wpe + Int(positions[n]) * C
+                if scale == 1 {
+                    for c in 0..<C { o[c] = o[c] + p[c] }
+                } else {
+                    for c in 0..<C { o[c] = o[c] * scale + p[c] }
+                }
+            } else if scale != 1 {
+                for c in 0..<C { o[c] = o[c] * scale }
+            }
+        }
+    }
+}
+
 /// dwte[inp[n],:] += scale · dout[n,:] and dwpe[positions[n],:] += dout[n,:].
 /// Several positions can share a token, so threads split the channels, not the positions.
 func encoderBackward(dwte: FloatPointer, dwpe: FloatPointer?, dout: ConstFloatPointer, inp: UnsafePointer<Int32>,

@@ -13,8 +13,14 @@ public struct ParallelFor: Sendable {
     public static var allCores: ParallelFor { ParallelFor(threads: ProcessInfoCores.count) }
 
     public func callAsFunction(_ count: Int, _ body: (Range<Int>) -> Void) {
+        callAsFunction(count, minimumPerThread: 1, body)
+    }
+
+    /// Like the plain call, but no thread gets fewer than `minimumPerThread` items (a chunk of cheap work that
+    /// would take less time than waking a worker runs on fewer threads, or inline).
+    public func callAsFunction(_ count: Int, minimumPerThread: Int, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = min(threads, count)
+        let chunks = min(threads, max(1, count / max(1, minimumPerThread)))
         if chunks == 1 {
             body(0..<count)
             return

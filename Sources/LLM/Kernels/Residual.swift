@@ -3,7 +3,7 @@
 /// out = inp1 + inp2, elementwise over N values.
 func residualForward(out: FloatPointer, inp1: ConstFloatPointer, inp2: ConstFloatPointer, N: Int,
                      parallel: ParallelFor) {
-    parallel(N) { range in
+    parallel(N, minimumPerThread: 1 << 14) { range in  // a decode step's few rows: not worth waking a worker
         for i in range { out[i] = inp1[i] + inp2[i] }
     }
 }

@@ -2,18 +2,37 @@
 
 /// A fixed-size, 64-byte-aligned, zero-initialised buffer of Floats, freed when the arena goes away.
 /// The pointer never escapes the library: kernels get it inside the model's own methods.
+///
+/// Arenas of a megabyte or more are anonymous memory maps, whose pages the kernel supplies zeroed on first
+/// touch: only what is written or read counts in the process's resident memory. A generator's scratch sized for
+/// the whole context costs only the rows a prompt uses, and float slots of weights kept quantized elsewhere
+/// (QuantizedWeights) cost nothing.
 public final class FloatArena: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     public let count: Int
+    /// Bytes mapped, or 0 when the arena came from the allocator.
+    private let mappedBytes: Int
+
+    static let mapThreshold = 1 << 20
 
     public init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        base.initialize(repeating: 0, count: max(count, 1))
+        let bytes = max(count, 1) * 4
+        if bytes >= Self.mapThreshold,
+           let raw = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), raw != MAP_FAILED {
+            mappedBytes = bytes
+            base = raw.bindMemory(to: Float.self, capacity: max(count, 1))  // zero pages: already initialised
+        } else {
+            mappedBytes = 0
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+            base.initialize(repeating: 0, count: max(count, 1))
+        }
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        if mappedBytes > 0 { munmap(base, mappedBytes) } else { base.deallocate() }
+    }
 
     public func zero() { base.update(repeating: 0, count: count) }
 
@@ -39,3 +58,9 @@ public final class FloatArena: @unchecked Sendable {
     /// A copy of a range as an array (allocates; not for hot paths).
     public func array(_ range: Range<Int>? = nil) -> [Float] { withBuffer(range) { Array($0) } }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -7,12 +7,17 @@ public final class ModelWeights: @unchecked Sendable {
     public let config: ModelConfig
     public let layout: ParameterLayout
     public let arena: FloatArena
+    /// The tensors kept in a GGUF file's quantized blocks, for generation only: their float slots in `arena` stay
+    /// zero (and cost no memory). nil for ordinary float weights. Training, conversion and anything that reads
+    /// tensors (`tensor(_:)`) need float weights: load those with `quantized: false`.
+    public let quantized: QuantizedWeights?
 
     /// Zero-filled weights of the given shape.
-    public init(config: ModelConfig) {
+    public init(config: ModelConfig, quantized: QuantizedWeights? = nil) {
         self.config = config
         self.layout = ParameterLayout(config: config)
         self.arena = FloatArena(count: layout.totalCount)
+        self.quantized = quantized
     }
 
     /// A copy of one tensor's values, flattened in its stored (out, in) order.

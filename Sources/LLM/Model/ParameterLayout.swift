@@ -98,8 +98,15 @@ public struct ParameterLayout: Sendable, Equatable {
 struct LayerTensors {
     let ln1w, ln1b, qkvw, qkvb, qNormw, kNormw, attprojw, attprojb, postAttnNormw: UnsafeMutablePointer<Float>?
     let ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, postMLPNormw: UnsafeMutablePointer<Float>?
+    /// The linear layers kept in quantized blocks (generation of a GGUF model), which then replace qkvw, … .
+    var qkvq, attprojq, fcq, fcprojq: QuantizedLinear?
 
-    init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, layer l: Int) {
+    init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, layer l: Int,
+         quantized: QuantizedWeights? = nil) {
+        if let quantized {
+            (qkvq, attprojq) = (quantized.linear(.qkvw, layer: l), quantized.linear(.attprojw, layer: l))
+            (fcq, fcprojq) = (quantized.linear(.fcw, layer: l), quantized.linear(.fcprojw, layer: l))
+        }
         let L = layout.config.numLayers
         func slice(_ t: ParameterTensor) -> UnsafeMutablePointer<Float>? {
             layout.has(t) ? base + layout.offset(t) + l * (layout.count(t) / L) : nil

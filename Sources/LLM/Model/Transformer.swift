@@ -67,6 +67,9 @@ public final class Transformer {
         let c = weights.config
         guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
         guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
+        guard weights.quantized == nil else {
+            throw .invalidConfig("these weights keep a GGUF file's quantized blocks, which only generation reads; load them dequantized (GGUFModel.read(…, keepQuantized: false)) to train or evaluate")
+        }
         // Everything below is allocated at once: refuse a shape the machine cannot hold before touching memory.
         try MemoryBudget.checkTraining(config: c, batch: batch, seq: seq, parallel: parallel,
                                        parameters: weights.layout.totalCount)

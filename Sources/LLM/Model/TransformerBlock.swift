@@ -56,12 +56,12 @@ struct TransformerBlock {
         let c = config, C = c.channels, F = c.hiddenSize
         backend.norm(out: a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, inp: a.input, weight: w.ln1w, bias: w.ln1b,
                      kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
-        backend.linear(out: a.qkv, inp: a.ln1, weight: w.qkvw!, bias: w.qkvb, N: N, C: C, OC: c.qkvWidth,
-                       decoding: decoding)
+        linear(backend, out: a.qkv, inp: a.ln1, weight: w.qkvw!, quantized: w.qkvq, bias: w.qkvb, N: N, C: C,
+               OC: c.qkvWidth, decoding: decoding)
         qkTransformForward(a, weights: w, N: N, positions: positions, backend: backend)
         attention(a.atty, a.qkvAttn)
-        backend.linear(out: a.attproj, inp: a.atty, weight: w.attprojw!, bias: w.attprojb, N: N, C: c.attentionWidth,
-                       OC: C, decoding: decoding)
+        linear(backend, out: a.attproj, inp: a.atty, weight: w.attprojw!, quantized: w.attprojq, bias: w.attprojb,
+               N: N, C: c.attentionWidth, OC: C, decoding: decoding)
         var branch = a.attproj
         if c.sandwichNorms {
             backend.norm(out: a.postAttn!, mean: nil, rstd: a.postAttnRstd!, inp: a.attproj, weight: w.postAttnNormw,
@@ -72,11 +72,11 @@ struct TransformerBlock {
 
         backend.norm(out: a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, inp: a.residual2, weight: w.ln2w, bias: w.ln2b,
                      kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
-        backend.linear(out: a.fch, inp: a.ln2, weight: w.fcw!, bias: w.fcb, N: N, C: C, OC: c.fcWidth,
-                       decoding: decoding)
+        linear(backend, out: a.fch, inp: a.ln2, weight: w.fcw!, quantized: w.fcq, bias: w.fcb, N: N, C: C,
+               OC: c.fcWidth, decoding: decoding)
         backend.activation(out: a.fchAct, inp: a.fch, kind: c.activation, N: N, F: F)
-        backend.linear(out: a.fcproj, inp: a.fchAct, weight: w.fcprojw!, bias: w.fcprojb, N: N, C: F, OC: C,
-                       decoding: decoding)
+        linear(backend, out: a.fcproj, inp: a.fchAct, weight: w.fcprojw!, quantized: w.fcprojq, bias: w.fcprojb,
+               N: N, C: F, OC: C, decoding: decoding)
         branch = a.fcproj
         if c.sandwichNorms {
             backend.norm(out: a.postMLP!, mean: nil, rstd: a.postMLPRstd!, inp: a.fcproj, weight: w.postMLPNormw,
@@ -84,6 +84,16 @@ struct TransformerBlock {
             branch = a.postMLP!
         }
         backend.residual(out: a.residual3, inp1: a.residual2, inp2: branch, N: N * C)
+    }
+
+    /// A linear layer from its float weight, or from its quantized blocks when the model keeps them.
+    private func linear(_ backend: Backend, out: Buffer, inp: Buffer, weight: Buffer, quantized: QuantizedLinear?,
+                        bias: Buffer?, N: Int, C: Int, OC: Int, decoding: Bool) {
+        if let quantized {
+            backend.linear(out: out, inp: inp, weight: quantized, bias: bias, N: N, C: C, OC: OC, decoding: decoding)
+        } else {
+            backend.linear(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, decoding: decoding)
+        }
     }
 
     /// qkv → qkvAttn: the per-head QK-norm before RoPE (Gemma 3), RoPE, or RoPE then the QK-norm (nanochat).

@@ -5,11 +5,20 @@ final class CPUBackend: Backend {
     var parallel: ParallelFor
     var profile: OpProfile?
     let scratch: MatmulScratch
+    /// Activations quantized to 8 bits for the quantized linear layers, when the model has any (`maxRows` rows).
+    let quantizedScratch: QuantizedActivations?
 
-    init(parallel: ParallelFor) {
+    /// `quantizedRows`/`quantizedCols`: the most rows and columns a decode step's quantized linear layer takes
+    /// (0: the model has none).
+    init(parallel: ParallelFor, quantizedRows: Int = 0, quantizedCols: Int = 0) {
         self.parallel = parallel
         scratch = MatmulScratch(threads: max(parallel.threads, ProcessInfoCores.count))
+        quantizedScratch = quantizedRows > 0 ? QuantizedActivations(maxRows: quantizedRows, maxCols: quantizedCols) : nil
     }
+
+    /// Rows up to which a quantized linear layer runs on 8-bit activations (quantizedMatmulForward), reading each
+    /// weight row once for all of them; above it, the float GEMM dequantizing the weights as it packs them.
+    static let quantizedDotRows = 8
 
     /// Bytes of the matmul scratch.
     var allocatedBytes: Int { 4 * scratch.threads * MatmulScratch.floatsPerThread }
@@ -78,6 +87,37 @@ final class CPUBackend: Backend {
                 matmulForwardByOutputs(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC,
                                        parallel: parallel)
             }
+        }
+    }
+
+    /// Each part of the weight writes its rows' columns of every output row. A decode step (or a prompt of at most
+    /// `quantizedDotRows` rows) multiplies the blocks with 8-bit activations; a longer prompt runs the float
+    /// GEMM, dequantizing each block of weights once while packing it for all the rows.
+    func linear(out: Buffer, inp: Buffer, weight: QuantizedLinear, bias: Buffer?, N: Int, C: Int, OC: Int,
+                decoding: Bool) {
+        timed(.matmul) {
+            var row = 0
+            for part in weight.parts {
+                precondition(part.cols == C, "a quantized weight of \(part.cols) columns for \(C) inputs")
+                let partBias = bias.map { UnsafePointer($0 + row) }
+                if let quantizedScratch, N <= Self.quantizedDotRows {
+                    quantizedMatmulForward(out: out + row, ldOut: OC, inp: inp, weight: part, bias: partBias, N: N,
+                                           parallel: parallel, scratch: quantizedScratch)
+                } else {
+                    matmulForward(out: out + row, ldOut: OC, inp: inp, weight: part, bias: partBias, N: N,
+                                  parallel: parallel, scratch: scratch)
+                }
+                row += part.rows
+            }
+            precondition(row <= OC, "quantized parts of \(row) rows for \(OC) outputs")
+        }
+    }
+
+    func embed(out: Buffer, tokens: UnsafePointer<Int32>, positions: UnsafePointer<Int32>, wte: QuantizedMatrix,
+               wpe: Buffer?, scale: Float, N: Int, C: Int) {
+        timed(.encoder) {
+            encoderForward(out: out, inp: tokens, positions: positions, wte: wte, wpe: wpe, scale: scale, N: N, C: C,
+                           parallel: parallel)
         }
     }
 

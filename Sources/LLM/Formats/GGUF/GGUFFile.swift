@@ -121,6 +121,14 @@ public final class GGUFFile: @unchecked Sendable {  // immutable after init; the
         return try body(UnsafeRawBufferPointer(start: base + dataOffset + info.offset, count: info.byteCount))
     }
 
+    /// The start of the tensor's bytes in the mapping: valid as long as this object lives (QuantizedWeights keeps
+    /// the file for that). `info` must be one of this file's tensors.
+    func tensorBase(_ info: TensorInfo) -> UnsafeRawPointer {
+        precondition(tensorIndex[info.name].map { tensors[$0] == info } == true,
+                     "tensor \(info.name) is not a tensor of \(path)")
+        return base + dataOffset + info.offset
+    }
+
     /// The named tensor's elements as Floats.
     public func dequantize(_ name: String) throws -> [Float] {
         guard let info = tensor(named: name) else { throw FormatError.missingTensor(path: path, name: name) }
