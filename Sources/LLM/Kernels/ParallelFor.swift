@@ -1,9 +1,10 @@
 // The one seam through which kernels use threads.
 import Dispatch
 
-/// Splits `0..<count` into at most `threads` contiguous chunks and runs them concurrently on Dispatch's
-/// worker threads (never on the Swift concurrency pool). With one thread it runs inline on the caller,
-/// which is also what a tiny loop gets. The body must only write memory its own chunk owns.
+/// Splits `0..<count` into at most `threads` contiguous chunks and runs them concurrently: the first on the
+/// caller, the others on the process's persistent workers (WorkerPool), or on Dispatch's when those are busy;
+/// never on the Swift concurrency pool. With one thread it runs inline on the caller, which is also what a tiny
+/// loop gets. The body must only write memory its own chunk owns.
 public struct ParallelFor: Sendable {
     public let threads: Int
 
@@ -25,6 +26,8 @@ public struct ParallelFor: Sendable {
             body(0..<count)
             return
         }
+        // The persistent workers when they are free (see WorkerPool), else Dispatch's.
+        if WorkerPool.shared.run(count: count, chunks: chunks, body) { return }
         // Dispatch wants a @Sendable closure; the chunks are disjoint by contract, so sharing `body` is safe.
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)

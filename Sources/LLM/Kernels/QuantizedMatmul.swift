@@ -109,25 +109,68 @@ final class QuantizedActivations {
 func quantizedMatmulForward(out: UnsafeMutablePointer<Float>, ldOut: Int, inp: UnsafePointer<Float>,
                             weight: QuantizedMatrix, bias: UnsafePointer<Float>?, N: Int, parallel: ParallelFor,
                             scratch: QuantizedActivations, variant: KernelVariant = .current) {
-    guard let block = weight.type.activationBlock else {
-        preconditionFailure("no quantized dot for \(weight.type) weights")
+    withUnsafeTemporaryAllocation(of: QuantizedMatrix.self, capacity: 1) { parts in
+        parts.initialize(repeating: weight)
+        quantizedMatmulForward(out: out, ldOut: ldOut, inp: inp, parts: UnsafeBufferPointer(parts), bias: bias, N: N,
+                               parallel: parallel, scratch: scratch, variant: variant)
     }
-    let C = weight.cols
-    precondition(ldOut >= weight.rows && N <= scratch.maxRows && C <= scratch.maxCols)
-    guard N > 0 else { return }
+}
+
+/// The same for several matrices stacked by output rows (q, k and v; gate and up) that read the same input:
+/// part i writes columns offset_i..<offset_i + rows_i of each out row, offset_i the rows of the parts before it,
+/// with bias[offset_i...]. One parallel loop splits all the rows, so a step of a small model pays one thread
+/// hand-off per layer input rather than one per matrix. Parts whose activation blocks differ (a 32-weight type
+/// beside a K-quant) run one after the other.
+func quantizedMatmulForward(out: UnsafeMutablePointer<Float>, ldOut: Int, inp: UnsafePointer<Float>,
+                            parts: UnsafeBufferPointer<QuantizedMatrix>, bias: UnsafePointer<Float>?, N: Int,
+                            parallel: ParallelFor, scratch: QuantizedActivations,
+                            variant: KernelVariant = .current) {
+    guard N > 0, let first = parts.first else { return }
+    guard let block = first.type.activationBlock else {
+        preconditionFailure("no quantized dot for \(first.type) weights")
+    }
+    let C = first.cols
+    var totalRows = 0
+    var sameBlocks = true
+    for part in parts {
+        precondition(part.cols == C, "stacked matrices of \(part.cols) and \(C) columns")
+        sameBlocks = sameBlocks && part.type.activationBlock == block
+        totalRows += part.rows
+    }
+    precondition(ldOut >= totalRows && N <= scratch.maxRows && C <= scratch.maxCols)
+    guard sameBlocks else {
+        var offset = 0
+        for i in parts.indices {
+            quantizedMatmulForward(out: out + offset, ldOut: ldOut, inp: inp, parts: UnsafeBufferPointer(rebasing: parts[i...i]),
+                                   bias: bias.map { $0 + offset }, N: N, parallel: parallel, scratch: scratch,
+                                   variant: variant)
+            offset += parts[i].rows
+        }
+        return
+    }
     if block > 0 { scratch.quantize(inp, rows: N, cols: C, block: block) }
-    let type = weight.type.rawValue, w = weight.base, rowBytes = weight.rowBytes
     let xq = UnsafePointer(scratch.quants), xd = UnsafePointer(scratch.scales), xs = UnsafePointer(scratch.sums)
-    parallel(weight.rows) { rows in
-        switch variant {
-        #if arch(x86_64)
-        case .avx512:
-            quantizedRowsAVX512(type, w, rowBytes, rows, C, xq, xd, xs, inp, N, out, ldOut, bias)
-        case .avx2:
-            quantizedRowsAVX2(type, w, rowBytes, rows, C, xq, xd, xs, inp, N, out, ldOut, bias)
-        #endif
-        default:
-            quantizedRowsGeneric(weight.type, w, rowBytes, rows, C, xq, xd, xs, inp, N, out, ldOut, bias)
+    parallel(totalRows) { rows in
+        // The parts this chunk of the stacked rows overlaps, each with its own rows.
+        var offset = 0
+        for part in parts {
+            let lower = max(rows.lowerBound - offset, 0), upper = min(rows.upperBound - offset, part.rows)
+            if lower < upper {
+                let local = lower..<upper
+                let type = part.type.rawValue, w = part.base, rowBytes = part.rowBytes
+                let o = out + offset, b = bias.map { $0 + offset }
+                switch variant {
+                #if arch(x86_64)
+                case .avx512:
+                    quantizedRowsAVX512(type, w, rowBytes, local, C, xq, xd, xs, inp, N, o, ldOut, b)
+                case .avx2:
+                    quantizedRowsAVX2(type, w, rowBytes, local, C, xq, xd, xs, inp, N, o, ldOut, b)
+                #endif
+                default:
+                    quantizedRowsGeneric(part.type, w, rowBytes, local, C, xq, xd, xs, inp, N, o, ldOut, b)
+                }
+            }
+            offset += part.rows
         }
     }
 }

@@ -96,20 +96,21 @@ final class CPUBackend: Backend {
     func linear(out: Buffer, inp: Buffer, weight: QuantizedLinear, bias: Buffer?, N: Int, C: Int, OC: Int,
                 decoding: Bool) {
         timed(.matmul) {
+            precondition(weight.rows <= OC, "quantized parts of \(weight.rows) rows for \(OC) outputs")
+            if let quantizedScratch, N <= Self.quantizedDotRows {
+                weight.parts.withUnsafeBufferPointer { parts in
+                    quantizedMatmulForward(out: out, ldOut: OC, inp: inp, parts: parts, bias: bias, N: N,
+                                           parallel: parallel, scratch: quantizedScratch)
+                }
+                return
+            }
             var row = 0
             for part in weight.parts {
                 precondition(part.cols == C, "a quantized weight of \(part.cols) columns for \(C) inputs")
-                let partBias = bias.map { UnsafePointer($0 + row) }
-                if let quantizedScratch, N <= Self.quantizedDotRows {
-                    quantizedMatmulForward(out: out + row, ldOut: OC, inp: inp, weight: part, bias: partBias, N: N,
-                                           parallel: parallel, scratch: quantizedScratch)
-                } else {
-                    matmulForward(out: out + row, ldOut: OC, inp: inp, weight: part, bias: partBias, N: N,
-                                  parallel: parallel, scratch: scratch)
-                }
+                matmulForward(out: out + row, ldOut: OC, inp: inp, weight: part, bias: bias.map { UnsafePointer($0 + row) },
+                              N: N, parallel: parallel, scratch: scratch)
                 row += part.rows
             }
-            precondition(row <= OC, "quantized parts of \(row) rows for \(OC) outputs")
         }
     }
 
