@@ -9,7 +9,7 @@ private let geluScale = Float((2.0 / Double.pi).squareRoot())
 /// σ(2u) and σ(-2u) = 1 - σ(2u), each without overflow or cancellation: both come from e = exp(-2|u|) ≤ 1.
 @inline(__always)
 private func sigmoids(_ u: SIMD16<Float>) -> (pos: SIMD16<Float>, neg: SIMD16<Float>) {
-    let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
+    let e = exponential(-2 * lanewiseMax(u, -u))  // exp(-2|u|)
     let big = 1 / (1 + e), small = e / (1 + e)
     var pos = small, neg = big
     pos.replace(with: big, where: u .>= 0)
@@ -21,7 +21,7 @@ private func sigmoids(_ u: SIMD16<Float>) -> (pos: SIMD16<Float>, neg: SIMD16<Fl
 @inline(__always)
 func gelu(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let u: SIMD16<Float> = geluScale * (x + 0.044715 * x * x * x)
-    let e = exponential(-2 * pointwiseMax(u, -u))  // exp(-2|u|)
+    let e = exponential(-2 * lanewiseMax(u, -u))  // exp(-2|u|)
     var s = e / (1 + e)                             // σ(2u) for u < 0
     s.replace(with: 1 / (1 + e), where: u .>= 0)    // σ(2u) for u ≥ 0
     return x * s  // 0.5 · x · 2σ(2u)

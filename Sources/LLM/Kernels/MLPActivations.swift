@@ -15,7 +15,7 @@ public enum MLPActivation: String, Sendable, Codable {
 /// σ(x) lane by lane, without overflow: from e = exp(-|x|) ≤ 1.
 @inline(__always)
 private func sigmoid(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let e = exponential(-pointwiseMax(x, -x))
+    let e = exponential(-lanewiseMax(x, -x))
     var s = e / (1 + e)
     s.replace(with: 1 / (1 + e), where: x .>= 0)
     return s
@@ -68,7 +68,7 @@ func gatedBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: ConstFloatP
 func reluSquaredForward(out: FloatPointer, inp: ConstFloatPointer, N: Int, parallel: ParallelFor) {
     parallel(N) { range in
         forEachGroup(range) { i, count in
-            let r = pointwiseMax(loadLanes(inp, i, count), SIMD16(repeating: 0))
+            let r = lanewiseMax(loadLanes(inp, i, count), SIMD16(repeating: 0))
             storeLanes(r * r, out, i, count)
         }
     }
@@ -79,7 +79,7 @@ func reluSquaredBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: Const
                          parallel: ParallelFor) {
     parallel(N) { range in
         forEachGroup(range) { i, count in
-            let r = pointwiseMax(loadLanes(inp, i, count), SIMD16(repeating: 0))
+            let r = lanewiseMax(loadLanes(inp, i, count), SIMD16(repeating: 0))
             storeLanes(loadLanes(dinp, i, count) + 2 * r * loadLanes(dout, i, count), dinp, i, count)
         }
     }

@@ -80,7 +80,7 @@ final class QuantizedActivations {
                 var amax = SIMD16<Float>()
                 for i in stride(from: 0, to: block, by: 16) {
                     let v = x.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-                    amax = pointwiseMax(amax, pointwiseMax(v, -v))
+                    amax = lanewiseMax(amax, lanewiseMax(v, -v))
                 }
                 let d = amax.max() / 127
                 let id: Float = d == 0 ? 0 : 1 / d

@@ -6,7 +6,7 @@
 /// z − z³/3 + 2z⁵/15 − 17z⁷/315 takes over; its next term is below 2e-9 of tanh z there.
 @inline(__always)
 private func tanh(_ z: SIMD16<Float>) -> SIMD16<Float> {
-    let magnitude = pointwiseMax(z, -z)
+    let magnitude = lanewiseMax(z, -z)
     let e = exponential(-2 * magnitude)
     var t = (1 - e) / (1 + e)
     t.replace(with: -t, where: z .< 0)

@@ -37,6 +37,16 @@ func axpy(_ alpha: Float, _ x: ConstFloatPointer, _ y: FloatPointer, _ n: Int) {
     }
 }
 
+/// The larger of a and b lane by lane, as a compare and a blend. (The stdlib's `pointwiseMax` is a call that
+/// goes lane by lane, for IEEE maxNum's NaN rule; here a NaN in a is kept, one in b ignored. The callers either
+/// never see NaN or restore it afterwards.)
+@inline(__always)
+func lanewiseMax<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar: FloatingPoint { a.replacing(with: b, where: b .> a) }
+
+/// The smaller of a and b lane by lane (see `lanewiseMax`).
+@inline(__always)
+func lanewiseMin<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar: FloatingPoint { a.replacing(with: b, where: b .< a) }
+
 @inline(__always)
 func loadSIMD16(_ p: ConstFloatPointer) -> SIMD16<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
@@ -69,7 +79,7 @@ func squareRoot(_ x: SIMD16<Float>) -> SIMD16<Float> {
 @inline(__always)
 func exponential(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let lo = SIMD16<Float>(repeating: -87.3), hi = SIMD16<Float>(repeating: 88)
-    let clamped = pointwiseMin(pointwiseMax(x, lo), hi)
+    let clamped = lanewiseMin(lanewiseMax(x, lo), hi)
     let magic = SIMD16<Float>(repeating: 12_582_912)  // 1.5·2²³: adding it rounds to an integer
     let shifted = clamped.addingProduct(clamped, SIMD16(repeating: 0.442_695_04)) + magic  // x·log₂e + magic
     let n = shifted - magic
