@@ -26,12 +26,14 @@ private func sigmoid(_ x: SIMD16<Float>) -> SIMD16<Float> {
 func gatedForward(out: FloatPointer, inp: ConstFloatPointer, activation: MLPActivation, N: Int, F: Int,
                   parallel: ParallelFor) {
     precondition(activation.isGated, "\(activation) is not a gated activation")
+    // Decided once: comparing a String-backed enum goes through its raw strings, far too slow per 16 lanes.
+    let silu = activation == .swiGLU
     parallel(N) { rows in
         for n in rows {
             let gate = inp + n * 2 * F, up = gate + F, o = out + n * F
             forEachGroup(0..<F) { i, count in
                 let g = loadLanes(gate, i, count)
-                let a = activation == .swiGLU ? g * sigmoid(g) : gelu(g)
+                let a = silu ? g * sigmoid(g) : gelu(g)
                 storeLanes(a * loadLanes(up, i, count), o, i, count)
             }
         }
@@ -43,13 +45,14 @@ func gatedForward(out: FloatPointer, inp: ConstFloatPointer, activation: MLPActi
 func gatedBackward(dinp: FloatPointer, inp: ConstFloatPointer, dout: ConstFloatPointer, activation: MLPActivation,
                    N: Int, F: Int, parallel: ParallelFor) {
     precondition(activation.isGated, "\(activation) is not a gated activation")
+    let silu = activation == .swiGLU
     parallel(N) { rows in
         for n in rows {
             let gate = inp + n * 2 * F, up = gate + F, dgate = dinp + n * 2 * F, dup = dgate + F, d = dout + n * F
             forEachGroup(0..<F) { i, count in
                 let g = loadLanes(gate, i, count), dy = loadLanes(d, i, count)
                 let value: SIMD16<Float>, slope: SIMD16<Float>
-                if activation == .swiGLU {
+                if silu {
                     let s = sigmoid(g)
                     value = g * s
                     slope = s * (1 + g * (1 - s))

@@ -37,15 +37,16 @@ func axpy(_ alpha: Float, _ x: ConstFloatPointer, _ y: FloatPointer, _ n: Int) {
     }
 }
 
-/// The larger of a and b lane by lane, as a compare and a blend. (The stdlib's `pointwiseMax` is a call that
-/// goes lane by lane, for IEEE maxNum's NaN rule; here a NaN in a is kept, one in b ignored. The callers either
-/// never see NaN or restore it afterwards.)
+/// The larger of a and b lane by lane, as a compare and a blend. (The stdlib's `pointwiseMax` goes lane by lane,
+/// for IEEE maxNum's NaN rule, and so does a comparison written for any SIMD type; on a concrete type the
+/// compiler emits one vector compare. Here a NaN in a is kept, one in b ignored: the callers either never see
+/// NaN or restore it afterwards.)
 @inline(__always)
-func lanewiseMax<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar: FloatingPoint { a.replacing(with: b, where: b .> a) }
+func lanewiseMax(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
 
 /// The smaller of a and b lane by lane (see `lanewiseMax`).
 @inline(__always)
-func lanewiseMin<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar: FloatingPoint { a.replacing(with: b, where: b .< a) }
+func lanewiseMin(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .< a) }
 
 @inline(__always)
 func loadSIMD16(_ p: ConstFloatPointer) -> SIMD16<Float> {
