@@ -48,28 +48,57 @@ func attentionForward(out: FloatPointer, preatt: FloatPointer, att: FloatPointer
                 let q = inp + (b * T + t) * W + h * d
                 let pre = preatt + (bh * T + t) * T, a = att + (bh * T + t) * T
                 let t1 = s.first(t)
+                @inline(__always) func key(_ t2: Int) -> ConstFloatPointer { inp + (b * T + t2) * W + kOffset }
                 var maxVal = -Float.greatestFiniteMagnitude
-                for t2 in t1...t {
-                    let score = dot(q, inp + (b * T + t2) * W + kOffset, d) * scale
+                var t2 = t1
+                while t2 + 4 <= t + 1 {  // four keys at a time: independent chains, each exactly `dot`
+                    let score = dot4(q, key(t2), key(t2 + 1), key(t2 + 2), key(t2 + 3), d) * scale
+                    for k in 0..<4 {
+                        pre[t2 + k] = score[k]
+                        maxVal = max(maxVal, score[k])
+                    }
+                    t2 += 4
+                }
+                while t2 <= t {
+                    let score = dot(q, key(t2), d) * scale
                     pre[t2] = score
                     maxVal = max(maxVal, score)
+                    t2 += 1
                 }
-                var sum: Float = 0
-                for t2 in t1...t {
-                    let e = exp(pre[t2] - maxVal)
-                    a[t2] = e
-                    sum += e
-                }
-                let inv = 1 / sum
+                (a + t1).update(from: pre + t1, count: t - t1 + 1)
+                let inv = 1 / exponentiateAndSum(a + t1, t - t1 + 1, minus: maxVal)
                 for t2 in 0..<t1 { a[t2] = 0 }
                 for t2 in t1...t { a[t2] *= inv }
                 for t2 in t + 1..<T { a[t2] = 0 }
-                let o = out + (b * T + t) * s.outWidth + h * d
-                for i in 0..<d { o[i] = 0 }
-                for t2 in t1...t { axpy(a[t2], inp + (b * T + t2) * W + vOffset, o, d) }
+                weightedSum(out: out + (b * T + t) * s.outWidth + h * d, weights: a + t1, count: t - t1 + 1, d: d) {
+                    inp + (b * T + t1 + $0) * W + vOffset
+                }
             }
         }
     }
+}
+
+/// x[i] = exp(x[i] − maxVal) for i < n, in SIMD registers 16 at a time (`exponential`), and returns their sum
+/// (16 lanes, then across them). Training's attention and the cached attention of generation share it, so the
+/// two compute the same probabilities.
+@inline(__always)
+func exponentiateAndSum(_ x: FloatPointer, _ n: Int, minus maxVal: Float) -> Float {
+    let m = SIMD16<Float>(repeating: maxVal)
+    var acc = SIMD16<Float>()
+    var i = 0
+    while i + 16 <= n {
+        let e = exponential(loadSIMD16(x + i) - m)
+        storeSIMD16(e, x + i)
+        acc += e
+        i += 16
+    }
+    var sum = acc.sum()
+    if i < n {
+        let count = n - i, e = exponential(loadLanes(x, i, count) - m)
+        storeLanes(e, x, i, count)
+        for j in 0..<count { sum += e[j] }
+    }
+    return sum
 }
 
 /// Backward through the weighted sum, the softmax and the scores; accumulates into dinp (B,T,qkvWidth).

@@ -50,13 +50,7 @@ func attentionCachedForward(out: FloatPointer, kCache: FloatPointer, vCache: Flo
                     maxVal = max(maxVal, score)
                     t2 += 1
                 }
-                var sum: Float = 0
-                for t2 in t1...t {
-                    let e = exp(a[t2 - t1] - maxVal)
-                    a[t2 - t1] = e
-                    sum += e
-                }
-                let inv = 1 / sum
+                let inv = 1 / exponentiateAndSum(a, t - t1 + 1, minus: maxVal)
                 for t2 in t1...t { a[t2 - t1] *= inv }
                 weightedSum(out: out + i * s.outWidth + h * d, weights: a, count: t - t1 + 1, d: d) { value(t1 + $0) }
             }

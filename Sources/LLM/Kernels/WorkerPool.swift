@@ -3,7 +3,8 @@
 // Generating one token runs a couple of hundred parallel loops of a few microseconds each (a linear layer of a
 // 135M model reads ~0.5 MB of quantized weights). Waking Dispatch's workers for each costs about as much as the
 // loop itself, so two threads decoded slower than one. Here the workers stay awake between loops, spinning on a
-// job counter for a short while (`spinNanoseconds`) before they sleep, as llama.cpp's thread pool does: a loop
+// job counter for a short while (`spinNanoseconds`, then yielding their core until `yieldNanoseconds`) before
+// they sleep, as llama.cpp's thread pool does: a loop
 // that follows another within that time starts on every thread at once.
 //
 // One job runs at a time. A loop started while the pool is busy (another thread's, or a loop inside a loop's
@@ -16,8 +17,10 @@ final class WorkerPool: @unchecked Sendable {
     /// The process's pool; it grows to the most workers any loop has asked for.
     static let shared = WorkerPool()
 
-    /// How long an idle worker spins before it sleeps.
-    static let spinNanoseconds: UInt64 = 2_000_000
+    /// How long an idle worker spins on the job counter alone, then how long it keeps checking between
+    /// `sched_yield`s (so that on a busy machine it gives its core away), before it sleeps.
+    static let spinNanoseconds: UInt64 = 50_000
+    static let yieldNanoseconds: UInt64 = 1_000_000
 
     // The current job, written by the caller before it bumps `generation` (release), read by workers after they
     // see the new generation (acquire).
@@ -92,6 +95,10 @@ final class WorkerPool: @unchecked Sendable {
                 let now = DispatchTime.now().uptimeNanoseconds
                 if idleSince == 0 { idleSince = now }
                 if now - idleSince < Self.spinNanoseconds { continue }
+                if now - idleSince < Self.yieldNanoseconds {
+                    sched_yield()
+                    continue
+                }
                 wake.lock()
                 sleepers += 1
                 while generation.load(ordering: .acquiring) == seen { wake.wait() }
