@@ -39,7 +39,8 @@ public struct LoadedModel: Sendable {
     /// tokenizer file, a tokenizer.json, a GGUF file or a Hugging Face folder. `chatFormat` picks the chat format:
     /// nil or "auto" (the model's own template, or nanochat's for a model trained here), or a built-in name
     /// (`ChatTemplate.builtinNames`, or "nanochat"). `quantized`: a GGUF file's quantized linear layers and
-    /// embedding stay in their blocks (`ModelWeights.quantized`), for generation only. Throws if the tokenizer has more tokens than the model's
+    /// embedding stay in their blocks (`ModelWeights.quantized`), for generation only, where the CPU has the
+    /// AVX2 or AVX-512 kernels (`KernelVariant`); elsewhere they are dequantized, which is faster there. Throws if the tokenizer has more tokens than the model's
     /// vocabulary, or the model's template cannot be read (the message names the --chat-format fallback).
     public static func load(_ path: String, tokenizer tokenizerName: String? = nil, chatFormat: String? = nil,
                             quantized: Bool = false) throws -> LoadedModel {
@@ -52,7 +53,9 @@ public struct LoadedModel: Sendable {
         var templateSource: String?, eos: [Int32] = [], name: String?
         if run == nil && isGGUF(weightsPath) {
             let file = try GGUFFile.open(weightsPath)
-            weights = try GGUFModel.read(file, keepQuantized: quantized)
+            // The generic (non-x86) quantized dot products are plain Swift loops, several times slower than
+            // float32 matmuls: without the AVX2 or AVX-512 kernels, generation is faster dequantized.
+            weights = try GGUFModel.read(file, keepQuantized: quantized && KernelVariant.current != .generic)
             if tokenizer == nil { tokenizer = try Tokenizer(gguf: file.metadata, path: weightsPath) }
             templateSource = file.metadata["tokenizer.chat_template"]?.string
             name = file.metadata["general.name"]?.string
