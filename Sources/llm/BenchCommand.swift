@@ -206,10 +206,3 @@ private func benchGenerate(weights: ModelWeights, prompt: Int, new: Int, repeats
                  mode, overall, decode, prefill, parallel.threads, prompt, new, config.parameterCount,
                  KernelVariant.current.rawValue, weights.quantized == nil ? "false" : "true"))
 }
-
-/// The index of the largest value (the first of equal ones).
-private func argmax(_ values: UnsafeBufferPointer<Float>) -> Int32 {
-    var best = 0
-    for i in values.indices where values[i] > values[best] { best = i }
-    return Int32(best)
-}

@@ -69,8 +69,8 @@ struct Sampler {
     }
 }
 
-/// The first index of the largest logit.
-private func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
+/// The first index of the largest logit (greedy decoding's token, as torch.argmax picks it).
+public func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
     var best = 0
     for i in 1..<logits.count where logits[i] > logits[best] { best = i }
     return Int32(best)

@@ -8,20 +8,25 @@ func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, positions: Uns
                     parallel: ParallelFor) {
     parallel(N) { rows in
         for n in rows {
-            let o = out + n * C, e = wte + Int(inp[n]) * C
-            if let wpe {
-                let p = wpe + Int(positions[n]) * C
-                if scale == 1 {
-                    for c in 0..<C { o[c] = e[c] + p[c] }
-                } else {
-                    for c in 0..<C { o[c] = e[c] * scale + p[c] }
-                }
-            } else if scale == 1 {
-                o.update(from: e, count: C)
-            } else {
-                for c in 0..<C { o[c] = e[c] * scale }
-            }
+            let o = out + n * C
+            o.update(from: wte + Int(inp[n]) * C, count: C)
+            scaleAndAddPosition(o, wpe: wpe.map { $0 + Int(positions[n]) * C }, scale: scale, C: C)
         }
+    }
+}
+
+/// o = o · scale + p, or o · scale without a position row, or o + p with scale 1: the embedding's arithmetic
+/// after the token's row is in o.
+@inline(__always)
+private func scaleAndAddPosition(_ o: FloatPointer, wpe p: ConstFloatPointer?, scale: Float, C: Int) {
+    if let p {
+        if scale == 1 {
+            for c in 0..<C { o[c] = o[c] + p[c] }
+        } else {
+            for c in 0..<C { o[c] = o[c] * scale + p[c] }
+        }
+    } else if scale != 1 {
+        for c in 0..<C { o[c] = o[c] * scale }
     }
 }
 
@@ -36,16 +41,7 @@ func encoderForward(out: FloatPointer, inp: UnsafePointer<Int32>, positions: Uns
         for n in rows {
             let o = out + n * C
             wte.dequantizeRow(Int(inp[n]), into: o)
-            if let wpe {
-                let p = wpe + Int(positions[n]) * C
-                if scale == 1 {
-                    for c in 0..<C { o[c] = o[c] + p[c] }
-                } else {
-                    for c in 0..<C { o[c] = o[c] * scale + p[c] }
-                }
-            } else if scale != 1 {
-                for c in 0..<C { o[c] = o[c] * scale }
-            }
+            scaleAndAddPosition(o, wpe: wpe.map { $0 + Int(positions[n]) * C }, scale: scale, C: C)
         }
     }
 }

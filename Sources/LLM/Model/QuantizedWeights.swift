@@ -70,15 +70,6 @@ public final class QuantizedWeights: @unchecked Sendable {
     /// Layer l's quantized linear `t`, if kept.
     func linear(_ t: ParameterTensor, layer l: Int) -> QuantizedLinear? { layers[l][t] }
 
-    /// Bytes of quantized weights (in the mapping or copied).
-    public var byteCount: Int {
-        var n = global.values.reduce(0) { $0 + $1.rows * $1.rowBytes }
-        for layer in layers {
-            for linear in layer.values { n += linear.parts.reduce(0) { $0 + $1.rows * $1.rowBytes } }
-        }
-        return n
-    }
-
     /// "Q4_1 ×210, Q8_0 ×1": the block types kept, with how many matrices of each.
     public var typeSummary: String {
         var counts: [String: Int] = [:]
