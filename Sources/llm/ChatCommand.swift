@@ -39,6 +39,8 @@ struct ChatCommand: ParsableCommand {
     @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
     var dequantize = false
     @Option(help: "Ask this one question, print the reply and exit.") var prompt: String?
+    @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
+    var adapter: String?
 
     func validate() throws {
         if !parameters.isValid {
@@ -56,7 +58,8 @@ struct ChatCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat, quantized: !dequantize)
+            let loaded = try LoadedModel.load(model, tokenizer: tokenizer, chatFormat: chatFormat, quantized: !dequantize,
+                                              adapter: adapter)
             guard let format = loaded.chatFormat else {
                 if !loaded.tokenizer.isRankBased {
                     // A real model without a template: a base model, most likely.

@@ -14,11 +14,12 @@ struct LogitsCommand: ParsableCommand {
             checks transformers computes the same from the same folder.
             """)
 
-    @Option(help: "Weights: an llm.c .bin, a Hugging Face folder, or a run directory (its newest weights).")
+    @Option(help: "Weights: an llm.c .bin, a Hugging Face folder, a GGUF file, or a run directory (its newest weights).")
     var model: String
     @Option(help: "Comma-separated token ids.") var tokens: String
     @Option(help: "Save inputs and logits here (safetensors).") var out: String?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Option(help: "A LoRA adapter (PEFT folder) to run on top of the model.") var adapter: String?
 
     func validate() throws {
         try checkThreads(threads)
@@ -32,8 +33,11 @@ struct LogitsCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let path = RunDirectory.isRun(model) ? try RunDirectory(model).latestWeightsPath() : model
-            let weights = try loadWeights(path)
+            let run = RunDirectory.isRun(model) ? RunDirectory(model) : nil
+            let path = try run?.latestWeightsPath() ?? model
+            // A LoRA run is its base with its adapter; --adapter puts one on any model.
+            let weights = try run?.readConfig().lora != nil || adapter != nil
+                ? try LoadedModel.load(model, adapter: adapter).weights : try loadWeights(path)
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
             let ids = ids!, V = weights.config.vocabSize
             let logits = try weights.logits(for: ids, parallel: parallel)

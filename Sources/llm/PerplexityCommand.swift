@@ -21,6 +21,8 @@ struct PerplexityCommand: ParsableCommand {
     @Option(help: "Chunks to evaluate (default: all the text holds).") var chunks: Int?
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks.") var dequantize = false
+    @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
+    var adapter: String?
     @OptionGroup var tokenizerOptions: TokenizerOptions
 
     func validate() throws {
@@ -31,7 +33,8 @@ struct PerplexityCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, quantized: !dequantize)
+            let loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, quantized: !dequantize,
+                                              adapter: adapter)
             let config = loaded.weights.config
             guard context <= config.maxSeqLen else {
                 throw ValidationError("--context \(context) is longer than the model's context, \(config.maxSeqLen)")

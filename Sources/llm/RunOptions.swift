@@ -57,7 +57,9 @@ struct RunOptions: ParsableArguments {
             print("stopped at step \(trainer.step); continue with: llm \(trainer.config.training.conversations == nil ? "train" : "sft") --resume \(trainer.run.path)")
         }
         print("run: \(trainer.run.path)")
-        if trainer.step == trainer.config.training.steps { print("model: \(trainer.run.finalModelPath(for: trainer.config.model))") }
+        if trainer.step == trainer.config.training.steps {
+            print("\(trainer.config.lora == nil ? "model" : "adapter"): \(trainer.run.finalOutputPath(trainer.config))")
+        }
         if let last = progress.lastEval {
             print(String(format: "step %d: val loss %.4f%@", last.step, last.loss,
                          last.bitsPerByte.map { String(format: ", %.4f bits/byte", $0) } ?? ""))

@@ -35,12 +35,15 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
     @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
     var dequantize = false
+    @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
+    var adapter: String?
     @OptionGroup var tokenizerOptions: TokenizerOptions
 
     @OptionGroup var device: DeviceOption
 
     func validate() throws {
         if (model == nil) == (randomPreset == nil) { throw ValidationError("give exactly one of --model and --random-preset") }
+        if adapter != nil && model == nil { throw ValidationError("--adapter needs --model, the model it adapts") }
         if prompt != nil && promptIds != nil { throw ValidationError("give at most one of --prompt and --prompt-ids") }
         if let promptIds, parseIDs(promptIds) == nil {
             throw ValidationError("--prompt-ids must be comma-separated token ids, such as 464,3290")
@@ -62,9 +65,12 @@ struct SampleCommand: ParsableCommand {
             // A real model (a GGUF file, a Hugging Face folder with its tokenizer.json) brings its tokenizer and end
             // tokens; a run directory stands for its newest weights and, unless --tokenizer says otherwise, its
             // tokenizer.
-            let real = model.map { isGGUF($0) || FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") } ?? false
-            let loaded = real ? try LoadedModel.load(model!, tokenizer: tokenizerOptions.tokenizer, quantized: !dequantize) : nil
             let run = model.flatMap { RunDirectory.isRun($0) ? RunDirectory($0) : nil }
+            let real = model.map { isGGUF($0) || FileManager.default.fileExists(atPath: $0 + "/tokenizer.json") } ?? false
+            let loraRun = try run.map { try $0.readConfig().lora != nil } ?? false
+            let loaded = real || loraRun || adapter != nil
+                ? try LoadedModel.load(model!, tokenizer: tokenizerOptions.tokenizer, quantized: !dequantize, adapter: adapter)
+                : nil
             let weights = try loaded?.weights ?? run.map { try loadWeights(try $0.latestWeightsPath()) } ?? model.map(loadWeights)
                 ?? .randomGPT2(config: try ModelPreset.config(.gpt2, randomPreset!), seed: 0)
             let config = weights.config

@@ -31,6 +31,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
     @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks (4 to 8 times the memory).")
     var dequantize = false
+    @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
+    var adapter: String?
     @Option(help: "The largest max_tokens a request may ask for; also the default.") var maxTokens = 512
     @Option(help: "The most messages in one chat request.") var maxMessages = 64
     @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
@@ -54,7 +56,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         var loaded: LoadedModel?
         try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat,
-                                                              quantized: !dequantize) }
+                                                              quantized: !dequantize, adapter: adapter) }
         guard let loaded else { return }
         let config = loaded.weights.config
         // A run directory is named for itself, not for its model.bin.

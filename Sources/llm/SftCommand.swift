@@ -19,6 +19,12 @@ struct SftCommand: ParsableCommand {
             and vocabulary; the run keeps both (chat_template.jinja, tokenizer.gguf). A model trained here uses \
             nanochat's format; one without its chat tokens (GPT-2's vocabulary of 50257) gets them: its \
             vocabulary grows to hold them. Chat with the result: `llm chat --model RUN_DIR`.
+
+            With --lora-rank R the model stays frozen and a low-rank adapter (LoRA) on its linear layers trains \
+            instead: A (R × in) and B (out × R) per layer, added as (alpha/R)·B·A, with no gradients or optimizer \
+            state for the model itself. A GGUF model stays in its quantized blocks (QLoRA) unless --dequantize. The \
+            run writes the adapter in PEFT's format (RUN_DIR/adapter: adapter_config.json + \
+            adapter_model.safetensors); `llm chat --model RUN_DIR` runs the model with it, `llm merge` folds it in.
             """)
 
     @Option(help: "The model to fine-tune: a GGUF file or Hugging Face folder (a chat model is trained in its own template), a run directory (its newest weights and tokenizer), or an llm.c .bin.")
@@ -43,8 +49,17 @@ struct SftCommand: ParsableCommand {
     @Option(help: "Final learning rate as a fraction of the peak.") var finalFraction = 0.0
     @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.0
     @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
-    @Option(help: "Seed for the held-out split, the data order, new token embeddings and samples.")
+    @Option(help: "Seed for the held-out split, the data order, new token embeddings, LoRA's A matrices and samples.")
     var seed: UInt64 = 1337
+
+    @Option(help: "Train a LoRA adapter of this rank on the frozen model instead of the model itself.")
+    var loraRank: Int?
+    @Option(help: "LoRA's alpha: the adapter's output is scaled by alpha / rank (default: 2 × rank).")
+    var loraAlpha: Double?
+    @Option(help: "The layers LoRA adapts, comma-separated Hugging Face names or suffixes (q_proj, v_proj, mlp.down_proj, c_attn, …), or all-linear.")
+    var loraTargets = LoRAConfig.allLinear
+    @Flag(help: "With --lora-rank on a GGUF model: expand its quantized tensors to float32 instead of keeping them in their blocks (QLoRA).")
+    var dequantize = false
 
     @OptionGroup var runOptions: RunOptions
 
@@ -59,6 +74,13 @@ struct SftCommand: ParsableCommand {
             throw ValidationError("--chat-format \(chatFormat): choose auto, nanochat, \(ChatTemplate.builtinNames.joined(separator: ", "))")
         }
         if !(epochs > 0 && epochs <= 1_000_000) { throw ValidationError("--epochs \(epochs) must be above 0 and at most 1000000") }
+        if loraRank == nil && (loraAlpha != nil || dequantize) {
+            throw ValidationError("--lora-alpha and --dequantize go with --lora-rank")
+        }
+        if let lora = loraConfig {
+            if runOptions.resume != nil { throw ValidationError("--resume continues a run as configured; it takes no --lora-rank") }
+            try asValidation { try lora.validate() }
+        }
         if let seq, seq < 2 { throw ValidationError("--seq \(seq) must be at least 2") }
         // Every count and rate, before anything is read or created (also with --resume, where they are ignored).
         try asValidation {
@@ -94,6 +116,14 @@ struct SftCommand: ParsableCommand {
         return t
     }
 
+    /// The LoRA flags as a config, or nil without --lora-rank.
+    private var loraConfig: LoRAConfig? {
+        loraRank.map { rank in
+            let targets = loraTargets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            return LoRAConfig(rank: rank, alpha: loraAlpha, targets: targets)
+        }
+    }
+
     func run() throws {
         try reportingErrors {
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
@@ -111,8 +141,10 @@ struct SftCommand: ParsableCommand {
                 job.chatFormat = chatFormat
                 job.seq = seq
                 job.epochs = steps == nil ? epochs : nil
+                job.lora = loraConfig
+                job.quantizedBase = !dequantize
                 trainer = try job.start(parallel: runOptions.parallel, status: progress.status)
-                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
+                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters\(trainer.config.lora == nil ? "" : " (frozen)")")
             }
             try runOptions.train(trainer, progress: progress)
         }

@@ -9,7 +9,9 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Check forward, gradients and optimizer steps against a PyTorch reference fixture.",
         discussion: """
             Give a fixture folder: llm.c's format for GPT-2 (model.bin, state.bin, trajectory.json, final.bin) or the \
-            generic one for any architecture (hf/, state.safetensors, trajectory.json, final/). Or give --model and \
+            generic one for any architecture (hf/, state.safetensors, trajectory.json, final/), or a LoRA fixture made \
+            with PEFT (hf/, adapter/, state.safetensors, trajectory.json, final/: reference/make_lora_fixture.py). \
+            Or give --model and \
             --state for llm.c files kept elsewhere. Exits 0 only if every check holds. See reference/ for how \
             fixtures are made.
 
@@ -49,13 +51,16 @@ struct VerifyCommand: ParsableCommand {
         if fixture != nil && (trajectory != nil || final != nil) {
             throw ValidationError("a fixture folder brings its own trajectory and final weights")
         }
-        if saveFinal != nil && trajectory == nil { throw ValidationError("--save-final needs --trajectory") }
+        if saveFinal != nil && trajectory == nil && fixture == nil {
+            throw ValidationError("--save-final needs --trajectory")
+        }
     }
 
     func run() throws {
         try reportingErrors {
             try device.check()
             if let greedy { return try verifyGreedy(greedy) }
+            if let fixture, LoRAParityFixture.isLoRA(fixture) { return try verifyLoRA(fixture) }
             let loaded = try loadFixture()
             let (weights, st, traj, finalWeights) = (loaded.weights, loaded.state, loaded.trajectory, loaded.final)
             let c = weights.config
@@ -95,6 +100,41 @@ struct VerifyCommand: ParsableCommand {
             print(allPassed ? "\nall checks passed" : "\nSOME CHECKS FAILED")
             if !allPassed { throw ExitCode.failure }
         }
+    }
+
+    /// A LoRA fixture (reference/make_lora_fixture.py): PEFT's adapter gradients, trajectory and final adapter.
+    private func verifyLoRA(_ folder: String) throws {
+        let fixture = try LoRAParityFixture.load(folder)
+        let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
+        let c = fixture.base.config
+        print("model  \(folder)/hf  (\(c)), frozen; adapter \(folder)/adapter (PEFT LoRA)")
+        print("state  B=\(fixture.batch) T=\(fixture.seq), \(parallel.threads) threads")
+        let (checks, steps, final, trained) = try Parity.checkLoRA(fixture, parallel: parallel)
+        var allPassed = true
+        func show(_ check: ParityCheck) {
+            allPassed = allPassed && check.passed
+            print(pad(check.name, 60) + pad(sci(check.difference), 12) + pad(sci(check.bound), 12)
+                  + (check.passed ? "OK" : "FAIL"))
+        }
+        print(pad("check", 60) + pad("max|diff|", 12) + pad("bound", 12))
+        for check in checks { show(check) }
+        print("\n" + pad("step", 6) + pad("loss", 12) + pad("reference", 12) + pad("|diff|", 11) + pad("grad norm", 12)
+              + pad("reference", 12) + pad("rel diff", 11))
+        for s in steps {
+            allPassed = allPassed && s.passed
+            print(pad("\(s.step)", 6) + pad(fmt(s.loss), 12) + pad(fmt(s.referenceLoss), 12)
+                  + pad(sci(s.lossCheck.difference), 11) + pad(fmt(s.gradNorm), 12) + pad(fmt(s.referenceGradNorm), 12)
+                  + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
+                  + (s.passed ? "OK" : "FAIL"))
+        }
+        print("")
+        for check in final { show(check) }
+        if let saveFinal {
+            try trained.write(folder: saveFinal, baseModel: folder + "/hf")
+            print("wrote \(saveFinal) (the adapter after the trajectory, PEFT's format)")
+        }
+        print(allPassed ? "\nall checks passed" : "\nSOME CHECKS FAILED")
+        if !allPassed { throw ExitCode.failure }
     }
 
     private func verifyGreedy(_ reference: String) throws {

@@ -37,8 +37,19 @@ protocol Backend: AnyObject {
     /// embed with wte kept quantized.
     func embed(out: Buffer, tokens: UnsafePointer<Int32>, positions: UnsafePointer<Int32>, wte: QuantizedMatrix,
                wpe: Buffer?, scale: Float, N: Int, C: Int)
-    func linearBackward(dinp: Buffer, dweight: Buffer, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
+    /// dweight (and dbias) nil: a frozen layer (LoRA's base), whose input gradient alone is computed.
+    func linearBackward(dinp: Buffer, dweight: Buffer?, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
                         N: Int, C: Int, OC: Int)
+    /// The input gradient of a frozen linear layer kept in quantized blocks (LoRA on a GGUF base).
+    func linearBackward(dinp: Buffer, dout: Buffer, weight: QuantizedLinear, N: Int, C: Int, OC: Int)
+
+    /// A low-rank adapter's output added to OC columns of a linear layer's (rows ldOut apart): out += s·(inp·Aᵀ)·Bᵀ.
+    /// `u` is N·rank floats of scratch.
+    func loraForward(out: Buffer, ldOut: Int, inp: Buffer, a: Buffer, b: Buffer, u: Buffer, scale: Float, N: Int,
+                     C: Int, OC: Int, rank: Int)
+    /// Its backward pass: adds into dinp, dA and dB.
+    func loraBackward(dinp: Buffer, da: Buffer, db: Buffer, dout: Buffer, ldDout: Int, inp: Buffer, a: Buffer,
+                      b: Buffer, u: Buffer, du: Buffer, scale: Float, N: Int, C: Int, OC: Int, rank: Int)
 
     /// Rotates `heads` heads at the start of each row in place (inverse: the backward pass).
     func rope(_ x: Buffer, positions: UnsafePointer<Int32>, table: RotaryTable, N: Int, heads: Int, stride: Int,

@@ -26,7 +26,7 @@ public enum HuggingFaceFolder {
 
     /// Every tensor of a model of this config, with its HF name.
     static func placements(_ c: ModelConfig) -> [Placement] {
-        let C = c.channels, d = c.headSize, H = c.numHeads, Hkv = c.numKVHeads, F = c.hiddenSize, V = c.vocabSize
+        let d = c.headSize, H = c.numHeads, Hkv = c.numKVHeads, F = c.hiddenSize, V = c.vocabSize
         let layout = ParameterLayout(config: c)
         var out = [Placement]()
         func add(_ name: String, _ t: ParameterTensor, layer: Int? = nil, rows: Range<Int>? = nil, transposed: Bool = false) {

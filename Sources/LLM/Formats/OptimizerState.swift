@@ -1,5 +1,6 @@
 // AdamW's two moment buffers on disk, so a resumed run continues exactly: 256 × int32 header
-// [20241121, 1, parameter count, 0…], then m then v as fp32, in the parameter layout's order.
+// [20241121, 1, parameter count, 0…], then m then v as fp32, in the parameter layout's order (or the LoRA
+// adapter's, when only an adapter trains).
 
 extension Transformer {
     static let optimizerMagic: Int32 = 20_241_121
@@ -9,7 +10,7 @@ extension Transformer {
         var header = [Int32](repeating: 0, count: 256)
         header[0] = Transformer.optimizerMagic
         header[1] = 1
-        header[2] = Int32(weights.layout.totalCount)
+        header[2] = Int32(adamM.count)
         try writeFileAtomically(path) { out in
             try out.write(int32s: header)
             try adamM.withBuffer { try out.write(floats: $0) }
@@ -20,7 +21,7 @@ extension Transformer {
     /// Reads AdamW moments written by `writeOptimizerState` for a model of the same shape.
     public func readOptimizerState(from path: String) throws {
         var file = try FileReader(path: path)
-        let count = weights.layout.totalCount
+        let count = adamM.count
         let expected = 1024 + 8 * count
         guard file.size >= 1024 else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: file.size) }
         let header = try file.readInt32s(256)

@@ -130,6 +130,8 @@ final class BatchedGenerator {
     private let layerTensors: [LayerTensors]
     /// The LM head's quantized rows (V of them), when the model keeps it quantized.
     private let quantizedHead: QuantizedLinear?
+    /// Scratch for the weights' LoRA adapter, if they carry one: rank floats per row.
+    private let loraScratch: FloatArena?
 
     init(weights: ModelWeights, slots: Int, parallel: ParallelFor) {
         precondition(slots >= 1, "a batched generator needs at least one slot")
@@ -148,13 +150,17 @@ final class BatchedGenerator {
             : CPUBackend(parallel: parallel, quantizedRows: max(slots, CPUBackend.quantizedDotRows),
                          quantizedCols: max(c.channels, c.attentionWidth, c.hiddenSize))
         blocks = TransformerBlock.blocks(config: config)
+        let layout = BatchedLayout(config: c, slots: slots)
+        self.layout = layout
+        let scratch = weights.adapter.map { FloatArena(count: layout.rows * $0.config.rank) }
+        let lora = weights.adapter.map { $0.layers(base: $0.arena.base, u: scratch!.base, du: nil) }
+        loraScratch = scratch
         layerTensors = (0..<c.numLayers).map {
-            LayerTensors(weights.arena.base, weights.layout, layer: $0, quantized: weights.quantized)
+            LayerTensors(weights.arena.base, weights.layout, layer: $0, quantized: weights.quantized, lora: lora?[$0])
         }
         quantizedHead = weights.quantized?.global[c.tiedEmbeddings ? .wte : .lmHead].map {
             QuantizedLinear(parts: [$0.rows(0..<c.vocabSize)])  // the padded rows are not stored in a GGUF file
         }
-        layout = BatchedLayout(config: config, slots: slots)
         arena = FloatArena(count: layout.totalCount)
         tokens = .allocate(capacity: layout.rows)
         tokens.initialize(repeating: 0, count: layout.rows)

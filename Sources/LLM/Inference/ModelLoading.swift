@@ -42,14 +42,16 @@ public struct LoadedModel: Sendable {
     /// embedding stay in their blocks (`ModelWeights.quantized`), for generation only, where the CPU has the
     /// AVX2 or AVX-512 kernels (`KernelVariant`); elsewhere they are dequantized, which is faster there. Throws if the tokenizer has more tokens than the model's
     /// vocabulary, or the model's template cannot be read (the message names the --chat-format fallback).
+    /// `adapter`: a LoRA adapter folder in PEFT's format to run on top of the model (a LoRA run directory brings
+    /// its own: its base with its newest adapter).
     public static func load(_ path: String, tokenizer tokenizerName: String? = nil, chatFormat: String? = nil,
-                            quantized: Bool = false) throws -> LoadedModel {
+                            quantized: Bool = false, adapter: String? = nil) throws -> LoadedModel {
         let run = RunDirectory.isRun(path) ? RunDirectory(path) : nil
         let weightsPath = try run?.latestWeightsPath() ?? path
         var tokenizer: Tokenizer?
         if let tokenizerName { tokenizer = try loadTokenizer(tokenizerName) }
 
-        let weights: ModelWeights
+        var weights: ModelWeights
         var templateSource: String?, eos: [Int32] = [], name: String?
         if run == nil && isGGUF(weightsPath) {
             let file = try GGUFFile.open(weightsPath)
@@ -60,7 +62,12 @@ public struct LoadedModel: Sendable {
             templateSource = file.metadata["tokenizer.chat_template"]?.string
             name = file.metadata["general.name"]?.string
         } else {
-            weights = try loadWeights(weightsPath)
+            if let lora = try run?.readConfig().lora {
+                weights = try Trainer.loraWeights(lora, adapter: weightsPath,
+                                                  quantized: quantized && KernelVariant.current != .generic)
+            } else {
+                weights = try loadWeights(weightsPath)
+            }
             if let run {
                 let training = try run.readConfig().training
                 if tokenizer == nil { tokenizer = try Trainer.loadTokenizer(training.tokenizer, run: run) }
@@ -76,6 +83,12 @@ public struct LoadedModel: Sendable {
                 templateSource = try HuggingFaceFolder.chatTemplate(folder: weightsPath)
                 eos = try HuggingFaceFolder.generationEOS(folder: weightsPath)
             }
+        }
+        if let adapter {
+            guard weights.adapter == nil else {
+                throw TrainingError.invalidConfig("\(path) is a LoRA run with its own adapter; give --adapter with a model, not a LoRA run")
+            }
+            weights = try weights.withAdapter(try LoRAAdapter.read(folder: adapter, model: weights.config))
         }
         let tok = try tokenizer ?? Tokenizer.gpt2()
         guard tok.vocabSize <= weights.config.vocabSize else {

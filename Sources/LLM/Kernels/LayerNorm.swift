@@ -28,7 +28,7 @@ func layerNormForward(out: FloatPointer, mean: FloatPointer, rstd: FloatPointer,
 /// Accumulates dinp, dweight, dbias from dout. With norm = (x - mean)·rstd and g = weight·dout:
 /// dx = rstd · (g - mean(g) - norm · mean(g · norm)); dweight += norm · dout; dbias += dout.
 /// Threads split rows for dinp, then channels for dweight/dbias (which sum over rows).
-func layerNormBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPointer, dout: ConstFloatPointer,
+func layerNormBackward(dinp: FloatPointer, dweight: FloatPointer?, dbias: FloatPointer?, dout: ConstFloatPointer,
                        inp: ConstFloatPointer, weight: ConstFloatPointer, mean: ConstFloatPointer,
                        rstd: ConstFloatPointer, N: Int, C: Int, parallel: ParallelFor) {
     parallel(N) { rows in
@@ -49,6 +49,7 @@ func layerNormBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPo
             }
         }
     }
+    guard let dweight, let dbias else { return }  // a frozen norm (LoRA): the input's gradient alone
     parallel(C) { channels in
         for i in 0..<N {
             let x = inp + i * C, d = dout + i * C

@@ -36,12 +36,14 @@ public final class MatmulScratch: @unchecked Sendable {
     let base: UnsafeMutablePointer<Float>
     /// Threads that can pack at once; more threads than this share the work of this many.
     public let threads: Int
-    // Per thread: a packed B block, a packed A tile, a C tile for the partial last panel, a dequantized row chunk.
+    // Per thread: a packed B block, a packed A tile, a C tile for the partial last panel, a dequantized row chunk
+    // (blockK columns of a weight row for `.quantizedTranspose`, up to blockCols for `.quantized`).
     static let bBlock = 0
     static let aTile = bBlock + blockK * blockCols
     static let cTile = aTile + tileRows * blockK
     static let rowChunk = cTile + tileRows * maxTileCols
-    static let floatsPerThread = rowChunk + blockK
+    static let rowChunkFloats = max(blockK, blockCols)
+    static let floatsPerThread = rowChunk + rowChunkFloats
 
     public init(threads: Int) {
         self.threads = max(1, threads)
@@ -107,11 +109,66 @@ private func microKernel(_ variant: KernelVariant, _ a: ConstFloatPointer, _ b: 
 }
 
 /// Where `gemmAccumulate` reads B(k, j) from.
-private enum GemmB {
+enum GemmB {
     /// B(k, j) = b[k·ks + j·js]: a matrix (js = 1) or the transpose of one (ks = 1).
     case strided(ConstFloatPointer, ks: Int, js: Int)
     /// B(k, j) = W[j, k]: a quantized weight's transpose, dequantized a block-aligned row chunk at a time.
     case quantizedTranspose(QuantizedMatrix)
+    /// B(k, j) = W[k, j]: a quantized weight itself (the input gradient through a frozen quantized layer). Packed a
+    /// block of panels at a time (`packBlock`): each weight row k's block-aligned column span under all the block's
+    /// panels is dequantized once into `rowChunk` and scattered to the panels from there, instead of dequantizing
+    /// a whole 32- or 256-column block for every 16- or 32-column panel it overlaps (up to 16× the work).
+    /// `panelUnit` keeps each thread's (and so each block's) first column on a quantization block boundary, so the
+    /// spans of different blocks and threads never overlap: every weight is dequantized once per call.
+    case quantized(QuantizedMatrix)
+
+    /// Panels a thread's share of the columns is a multiple of (but for the last share): 1, or for `.quantized`
+    /// as many as make a whole number of quantization blocks, so no block straddles two threads.
+    func panelUnit(nr: Int) -> Int {
+        guard case .quantized(let weight) = self else { return 1 }
+        var unit = 1
+        while unit * nr % weight.type.blockSize != 0 { unit += 1 }
+        return unit
+    }
+
+    /// Packs `panels` panels of B[k0..<k0+kCount, ·], the first starting at column j0, panel q at
+    /// `panel + q·kCount·nr` as `pack` would (zeros past `cols`).
+    func packBlock(k0: Int, kCount: Int, j0: Int, panels: Int, cols: Int, nr: Int, into panel: FloatPointer,
+                   rowChunk: FloatPointer) {
+        guard case .quantized(let weight) = self else {
+            for q in 0..<panels {
+                let jq = j0 + q * nr
+                pack(k0: k0, kCount: kCount, j0: jq, width: min(nr, cols - jq), nr: nr, into: panel + q * kCount * nr,
+                     rowChunk: rowChunk)
+            }
+            return
+        }
+        Self.packQuantized(weight, k0: k0, kCount: kCount, j0: j0, panels: panels, cols: cols, nr: nr, into: panel,
+                           rowChunk: rowChunk)
+    }
+
+    /// `.quantized`'s packing: for each row k, its block-aligned column span covering the panels' columns (at most
+    /// `MatmulScratch.rowChunkFloats` wide) is dequantized into `rowChunk` once, then copied out panel by panel.
+    private static func packQuantized(_ weight: QuantizedMatrix, k0: Int, kCount: Int, j0: Int, panels: Int,
+                                      cols: Int, nr: Int, into panel: FloatPointer, rowChunk: FloatPointer) {
+        let bs = weight.type.blockSize
+        let end = min(j0 + panels * nr, cols)
+        let lo = j0 / bs * bs, hi = min((end + bs - 1) / bs * bs, weight.cols)
+        precondition(hi - lo <= MatmulScratch.rowChunkFloats,
+                     "columns \(lo)..<\(hi) of \(weight.type) do not fit a row chunk of \(MatmulScratch.rowChunkFloats)")
+        for k in 0..<kCount {
+            weight.dequantizeRow(k0 + k, columns: lo..<hi, into: rowChunk)
+            for q in 0..<panels {
+                let jq = j0 + q * nr, width = min(nr, cols - jq)
+                let src = rowChunk + (jq - lo), dst = panel + q * kCount * nr + k * nr
+                if width == nr {
+                    for j in stride(from: 0, to: nr, by: 16) { storeSIMD16(loadSIMD16(src + j), dst + j) }
+                } else {
+                    for j in 0..<nr { dst[j] = j < width ? src[j] : 0 }
+                }
+            }
+        }
+    }
 
     /// Packs B[k0..<k0+kCount, j0..<j0+width] as kCount rows of `nr` floats (zeros past `width`) into `panel`;
     /// `rowChunk` holds blockK floats of temporary space.
@@ -139,6 +196,9 @@ private enum GemmB {
                 for k in 0..<kCount { panel[k * nr + j] = rowChunk[k] }
             }
             for k in 0..<kCount { (panel + k * nr + width).update(repeating: 0, count: nr - width) }
+        case .quantized(let weight):  // one panel on its own (gemmAccumulate packs a block of them: packBlock)
+            Self.packQuantized(weight, k0: k0, kCount: kCount, j0: j0, panels: 1, cols: j0 + width, nr: nr, into: panel,
+                               rowChunk: rowChunk)
         }
     }
 }
@@ -148,29 +208,28 @@ private enum GemmB {
 /// columns, zeros past `cols`) into its part of `scratch`, so the micro-kernel reads B contiguously, and reuses
 /// it for every 6-row tile of A. Columns past `cols` in C are never touched. The variant must be one the CPU
 /// supports (checked by whoever chose it: KernelVariant.current, or a test looping over .supported).
-private func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int, b: GemmB,
+func gemmAccumulate(c: FloatPointer, ldc: Int, a: ConstFloatPointer, ars: Int, acs: Int, b: GemmB,
                             M: Int, cols: Int, K: Int, parallel: ParallelFor, scratch: MatmulScratch,
                             variant: KernelVariant) {
     let nr = variant.matmulTileCols
     let threads = min(parallel.threads, scratch.threads)
     let panels = (cols + nr - 1) / nr
+    // Threads split the panels in units (1 panel, or a quantization block's worth for `.quantized`).
+    let unit = b.panelUnit(nr: nr), units = (panels + unit - 1) / unit
     ParallelFor(threads: threads)(threads) { ids in
         for t in ids {
             let mine = scratch.base + t * MatmulScratch.floatsPerThread
             let bBlock = mine + MatmulScratch.bBlock, aTile = mine + MatmulScratch.aTile
             let cTile = mine + MatmulScratch.cTile, rowChunk = mine + MatmulScratch.rowChunk
-            var p = panels * t / threads
-            let pEnd = panels * (t + 1) / threads
+            var p = min(panels, units * t / threads * unit)
+            let pEnd = min(panels, units * (t + 1) / threads * unit)
             while p < pEnd {
                 let blockPanels = min(blockCols / nr, pEnd - p)
                 var k0 = 0
                 while k0 < K {
                     let kCount = min(blockK, K - k0)
-                    for q in 0..<blockPanels {
-                        let j0 = (p + q) * nr
-                        b.pack(k0: k0, kCount: kCount, j0: j0, width: min(nr, cols - j0), nr: nr,
-                               into: bBlock + q * kCount * nr, rowChunk: rowChunk)
-                    }
+                    b.packBlock(k0: k0, kCount: kCount, j0: p * nr, panels: blockPanels, cols: cols, nr: nr,
+                                into: bBlock, rowChunk: rowChunk)
                     var r0 = 0
                     while r0 < M {
                         let rows = min(tileRows, M - r0)
@@ -241,16 +300,18 @@ func matmulForward(out: FloatPointer, ldOut: Int, inp: ConstFloatPointer, weight
 }
 
 /// dinp += dout · weight; dweight += doutᵀ · inp; dbias += column sums of dout.
-/// dinp is (N,C), dweight is (OC,C), dbias is (OC) or nil, dout is (N,OC).
-func matmulBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPointer?, dout: ConstFloatPointer,
+/// dinp is (N,C), dweight is (OC,C) or nil (a frozen weight: LoRA's base), dbias is (OC) or nil, dout is (N,OC).
+func matmulBackward(dinp: FloatPointer, dweight: FloatPointer?, dbias: FloatPointer?, dout: ConstFloatPointer,
                     inp: ConstFloatPointer, weight: ConstFloatPointer, N: Int, C: Int, OC: Int,
                     parallel: ParallelFor, scratch: MatmulScratch, variant: KernelVariant = .current) {
     // dinp(N × C) += dout(N × OC) · weight(OC × C).
     gemmAccumulate(c: dinp, ldc: C, a: dout, ars: OC, acs: 1, b: .strided(weight, ks: C, js: 1), M: N, cols: C, K: OC,
                    parallel: parallel, scratch: scratch, variant: variant)
-    // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o].
-    gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: .strided(inp, ks: C, js: 1), M: OC, cols: C, K: N,
-                   parallel: parallel, scratch: scratch, variant: variant)
+    if let dweight {
+        // dweight(OC × C) += doutᵀ(OC × N) · inp(N × C): A(o, n) = dout[n·OC + o].
+        gemmAccumulate(c: dweight, ldc: C, a: dout, ars: 1, acs: OC, b: .strided(inp, ks: C, js: 1), M: OC, cols: C,
+                       K: N, parallel: parallel, scratch: scratch, variant: variant)
+    }
     if let dbias {
         parallel(OC) { outputs in
             for o in outputs {
@@ -260,4 +321,22 @@ func matmulBackward(dinp: FloatPointer, dweight: FloatPointer, dbias: FloatPoint
             }
         }
     }
+}
+
+/// dinp[n, c] += Σ_o dout[n·ldDout + o] · W[o, c] for a quantized W (OC = weight.rows, C = weight.cols):
+/// the input gradient of a frozen quantized linear layer (LoRA on a GGUF base). dinp is (N, C); dout rows are
+/// ldDout ≥ OC apart (a part of a fused q|k|v output, say: pass dout + rowOffset). Each weight is dequantized once
+/// per call (see `GemmB.quantized`); the sum over o runs in the same order whatever the thread count.
+func matmulBackwardInput(dinp: FloatPointer, dout: ConstFloatPointer, ldDout: Int, weight: QuantizedMatrix, N: Int,
+                         parallel: ParallelFor, scratch: MatmulScratch, variant: KernelVariant = .current) {
+    let C = weight.cols, OC = weight.rows
+    precondition(N >= 0, "a negative number of rows (\(N))")
+    precondition(ldDout >= OC, "dout rows of \(ldDout) floats cannot hold the weight's \(OC) outputs")
+    precondition(weight.type.canDequantize, "dequantizing \(weight.type) is not supported")
+    precondition(blockCols % weight.type.blockSize == 0,
+                 "\(weight.type) blocks do not divide a packing block of \(blockCols) columns")
+    guard N > 0, OC > 0, C > 0 else { return }
+    // dinp(N × C) += dout(N × OC) · W(OC × C): A(n, o) = dout[n·ldDout + o], B(o, c) = W[o, c].
+    gemmAccumulate(c: dinp, ldc: C, a: dout, ars: ldDout, acs: 1, b: .quantized(weight), M: N, cols: C, K: OC,
+                   parallel: parallel, scratch: scratch, variant: variant)
 }

@@ -83,9 +83,11 @@ public enum MemoryBudget {
     /// Throws when training `config` at (batch, seq) cannot fit: the weights, gradients, both AdamW moments and
     /// the activations (`Transformer.requiredBytes`). Call it before creating the weights of a new model too.
     public static func checkTraining(config c: ModelConfig, batch: Int, seq: Int,
-                                     parallel: ParallelFor = .allCores, parameters: Int? = nil) throws(ModelError) {
+                                     parallel: ParallelFor = .allCores, parameters: Int? = nil,
+                                     trainable: Int? = nil) throws(ModelError) {
         let bytes = if let parameters {
-            Transformer.requiredBytes(config: c, parameters: parameters, batch: batch, seq: seq, parallel: parallel)
+            Transformer.requiredBytes(config: c, parameters: parameters, trainable: trainable ?? parameters,
+                                      batch: batch, seq: seq, parallel: parallel)
         } else {
             Transformer.requiredBytes(config: c, batch: batch, seq: seq, parallel: parallel)
         }

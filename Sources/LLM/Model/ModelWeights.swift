@@ -11,6 +11,9 @@ public final class ModelWeights: @unchecked Sendable {
     /// zero (and cost no memory). nil for ordinary float weights. Training, conversion and anything that reads
     /// tensors (`tensor(_:)`) need float weights: load those with `quantized: false`.
     public let quantized: QuantizedWeights?
+    /// Low-rank adapters run on top of these weights (LoRAAdapter), or nil. Training weights with an adapter
+    /// trains the adapter alone, the base frozen.
+    public let adapter: LoRAAdapter?
 
     /// Zero-filled weights of the given shape.
     public init(config: ModelConfig, quantized: QuantizedWeights? = nil) {
@@ -18,6 +21,13 @@ public final class ModelWeights: @unchecked Sendable {
         self.layout = ParameterLayout(config: config)
         self.arena = FloatArena(count: layout.totalCount)
         self.quantized = quantized
+        adapter = nil
+    }
+
+    /// `other`'s tensors (the same memory) with `adapter` attached.
+    init(sharing other: ModelWeights, adapter: LoRAAdapter?) {
+        (config, layout, arena, quantized) = (other.config, other.layout, other.arena, other.quantized)
+        self.adapter = adapter
     }
 
     /// A copy of one tensor's values, flattened in its stored (out, in) order.

@@ -100,9 +100,19 @@ struct LayerTensors {
     let ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, postMLPNormw: UnsafeMutablePointer<Float>?
     /// The linear layers kept in quantized blocks (generation of a GGUF model), which then replace qkvw, … .
     var qkvq, attprojq, fcq, fcprojq: QuantizedLinear?
+    /// The layer's low-rank adapters (their A and B, or those's gradients), run after the linear layers they adapt.
+    var lora: LayerLoRA?
+
+    /// No tensors at all: the gradients of a frozen model (LoRA's base), `lora` holding the adapters'.
+    init(frozenWith lora: LayerLoRA?) {
+        (ln1w, ln1b, qkvw, qkvb, qNormw, kNormw, attprojw, attprojb) = (nil, nil, nil, nil, nil, nil, nil, nil)
+        (postAttnNormw, ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, postMLPNormw) = (nil, nil, nil, nil, nil, nil, nil, nil)
+        self.lora = lora
+    }
 
     init(_ base: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, layer l: Int,
-         quantized: QuantizedWeights? = nil) {
+         quantized: QuantizedWeights? = nil, lora: LayerLoRA? = nil) {
+        self.lora = lora
         if let quantized {
             (qkvq, attprojq) = (quantized.linear(.qkvw, layer: l), quantized.linear(.attprojw, layer: l))
             (fcq, fcprojq) = (quantized.linear(.fcw, layer: l), quantized.linear(.fcprojw, layer: l))

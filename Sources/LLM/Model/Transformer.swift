@@ -43,7 +43,16 @@ public final class Transformer {
 
     let backend: CPUBackend
     let blocks: [TransformerBlock]
-    let grads: FloatArena      // same layout as the weights
+    /// Each layer's weights and their gradients as the blocks read them; with an adapter (LoRA), the base's
+    /// weights plus the adapter's A and B, and the adapter's gradients alone.
+    let layerWeights: [LayerTensors]
+    let layerGrads: [LayerTensors]
+    /// The embedding and LM head when the (frozen) base keeps them in a GGUF file's quantized blocks.
+    let quantizedEmbedding: QuantizedMatrix?
+    let quantizedHead: QuantizedLinear?
+    /// The adapters' scratch: x·Aᵀ and its gradient, rank floats per row each.
+    let loraScratch: FloatArena?
+    let grads: FloatArena      // same layout as the weights, or as the adapter's arena when one trains
     let adamM: FloatArena      // AdamW first moment
     let adamV: FloatArena      // AdamW second moment
     let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
@@ -67,20 +76,43 @@ public final class Transformer {
         let c = weights.config
         guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
         guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
-        guard weights.quantized == nil else {
-            throw .invalidConfig("these weights keep a GGUF file's quantized blocks, which only generation reads; load them dequantized (GGUFModel.read(…, keepQuantized: false)) to train or evaluate")
+        let adapter = weights.adapter
+        guard weights.quantized == nil || adapter != nil else {
+            throw .invalidConfig("these weights keep a GGUF file's quantized blocks, which stay frozen: train a LoRA adapter on them, or load them dequantized (GGUFModel.read(…, keepQuantized: false)) to train them")
         }
         // Everything below is allocated at once: refuse a shape the machine cannot hold before touching memory.
+        // With an adapter only its parameters get gradients and moments.
+        let n = adapter?.parameterCount ?? weights.layout.totalCount
         try MemoryBudget.checkTraining(config: c, batch: batch, seq: seq, parallel: parallel,
-                                       parameters: weights.layout.totalCount)
+                                       parameters: weights.layout.totalCount, trainable: n)
         config = c
         self.weights = weights
         batchCapacity = batch
         seqCapacity = seq
         backend = CPUBackend(parallel: parallel)
         blocks = TransformerBlock.blocks(config: c)
-        let n = weights.layout.totalCount
-        grads = FloatArena(count: n)
+        let gradients = FloatArena(count: n)
+        grads = gradients
+        let quantized = weights.quantized
+        if let adapter {
+            let rows = batch * seq, rank = adapter.config.rank
+            let scratch = FloatArena(count: 2 * rows * rank)
+            let lw = adapter.layers(base: adapter.arena.base, u: scratch.base, du: scratch.base + rows * rank)
+            let lg = adapter.layers(base: gradients.base, u: nil, du: nil)
+            loraScratch = scratch
+            layerWeights = (0..<c.numLayers).map {
+                LayerTensors(weights.arena.base, weights.layout, layer: $0, quantized: quantized, lora: lw[$0])
+            }
+            layerGrads = lg.map { LayerTensors(frozenWith: $0) }
+        } else {
+            loraScratch = nil
+            layerWeights = (0..<c.numLayers).map { LayerTensors(weights.arena.base, weights.layout, layer: $0) }
+            layerGrads = (0..<c.numLayers).map { LayerTensors(gradients.base, weights.layout, layer: $0) }
+        }
+        quantizedEmbedding = quantized?.global[.wte]
+        quantizedHead = quantized?.global[c.tiedEmbeddings ? .wte : .lmHead].map {
+            QuantizedLinear(parts: [$0.rows(0..<c.vocabSize)])  // the padded rows are not stored in a GGUF file
+        }
         adamM = FloatArena(count: n)
         adamV = FloatArena(count: n)
         actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
@@ -107,8 +139,9 @@ public final class Transformer {
     private func param(_ t: ParameterTensor) -> Buffer? {
         weights.layout.has(t) ? weights.arena.base + weights.layout.offset(t) : nil
     }
+    /// A tensor's gradient: nil when the model has no such tensor, or when the base is frozen (LoRA).
     private func grad(_ t: ParameterTensor) -> Buffer? {
-        weights.layout.has(t) ? grads.base + weights.layout.offset(t) : nil
+        weights.adapter == nil && weights.layout.has(t) ? grads.base + weights.layout.offset(t) : nil
     }
     private func act(_ t: ActivationTensor) -> Buffer { acts.base + actLayout.offset(t) }
     private func dact(_ t: ActivationTensor) -> Buffer { gradActs.base + actLayout.offset(t) }
@@ -136,9 +169,10 @@ public final class Transformer {
     /// Bytes this model holds: weights, gradients, both moments, activations and their gradients, matmul
     /// scratch and token buffers.
     public var allocatedBytes: Int {
-        4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count)
+        4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count
+             + (weights.adapter?.arena.count ?? 0) + (loraScratch?.count ?? 0))
             + backend.allocatedBytes + 12 * batchCapacity * seqCapacity
-            + 8 * ((weights.layout.totalCount + sumBlock - 1) / sumBlock)
+            + 8 * ((grads.count + sumBlock - 1) / sumBlock)
     }
 
     /// What `allocatedBytes` will be for a model of `config` at (batch, seq), computed before anything is
@@ -148,11 +182,12 @@ public final class Transformer {
     public static func requiredBytes(config c: ModelConfig, batch: Int, seq: Int,
                                      parallel: ParallelFor = .allCores) -> Int? {
         guard let n = MemoryBudget.parameterCount(c) else { return nil }
-        return requiredBytes(config: c, parameters: n, batch: batch, seq: seq, parallel: parallel)
+        return requiredBytes(config: c, parameters: n, trainable: n, batch: batch, seq: seq, parallel: parallel)
     }
 
-    /// `requiredBytes` for a config whose parameter layout is already known to be computable (`n` floats).
-    static func requiredBytes(config c: ModelConfig, parameters n: Int, batch: Int, seq: Int,
+    /// `requiredBytes` for a config whose parameter layout is already known to be computable (`n` floats), of
+    /// which `trainable` get a gradient and two moments (all of them, or a LoRA adapter's).
+    static func requiredBytes(config c: ModelConfig, parameters n: Int, trainable: Int, batch: Int, seq: Int,
                               parallel: ParallelFor) -> Int? {
         guard batch > 0, seq > 0 else { return nil }
         let t1 = ActivationLayout(config: c, batch: 1, seq: 1).totalCount   // x + y
@@ -161,15 +196,24 @@ public final class Transformer {
         let acts = MemoryBudget.multiply(batch, MemoryBudget.add(MemoryBudget.multiply(seq, x),
                                                                  MemoryBudget.multiply(seq, seq, y)))
         let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
-        return MemoryBudget.add(MemoryBudget.multiply(4, MemoryBudget.add(MemoryBudget.multiply(4, n),
+        return MemoryBudget.add(MemoryBudget.multiply(4, MemoryBudget.add(n, MemoryBudget.multiply(3, trainable),
                                                                          MemoryBudget.multiply(2, acts))),
                                 MemoryBudget.multiply(4, threads, MatmulScratch.floatsPerThread),
                                 MemoryBudget.multiply(12, batch, seq),
-                                MemoryBudget.multiply(8, (n + sumBlock - 1) / sumBlock))
+                                MemoryBudget.multiply(8, (trainable + sumBlock - 1) / sumBlock))
     }
 
     /// The gradient of one parameter tensor from the last backward pass (a copy).
-    public func gradient(_ t: ParameterTensor) -> [Float] { grads.array(weights.layout.range(t)) }
+    public func gradient(_ t: ParameterTensor) -> [Float] {
+        precondition(weights.adapter == nil, "the base is frozen: its tensors have no gradient (see adapterGradient)")
+        return grads.array(weights.layout.range(t))
+    }
+
+    /// The gradient of an adapter's arena range (a part's A or B) from the last backward pass (a copy).
+    public func adapterGradient(_ range: Range<Int>) -> [Float] {
+        precondition(weights.adapter != nil, "no adapter trains")
+        return grads.array(range)
+    }
 
     /// Logits of the last forward pass, (B,T,Vp) with the padded columns included (a copy).
     public func logits() -> [Float] {
@@ -222,8 +266,13 @@ public final class Transformer {
     private func runForward(B: Int, T: Int) {
         let c = config, L = c.numLayers, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
         let N = B * T, eps = Float(c.normEps)
-        backend.embed(out: act(.encoded), tokens: inputs, positions: positions, wte: param(.wte)!, wpe: param(.wpe),
-                      scale: c.embeddingScale, N: N, C: C)
+        if let quantizedEmbedding {
+            backend.embed(out: act(.encoded), tokens: inputs, positions: positions, wte: quantizedEmbedding,
+                          wpe: param(.wpe), scale: c.embeddingScale, N: N, C: C)
+        } else {
+            backend.embed(out: act(.encoded), tokens: inputs, positions: positions, wte: param(.wte)!,
+                          wpe: param(.wpe), scale: c.embeddingScale, N: N, C: C)
+        }
         if c.normAfterEmbedding {
             backend.norm(out: act(.embedNorm), mean: nil, rstd: act(.embedRstd), inp: act(.encoded), weight: nil,
                          bias: nil, kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
@@ -232,8 +281,8 @@ public final class Transformer {
             let a = blockBuffers(acts, layer: l)
             let preatt = acts.base + actLayout.offset(.preatt, layer: l), att = acts.base + actLayout.offset(.att, layer: l)
             let block = blocks[l]
-            block.forward(a, weights: LayerTensors(weights.arena.base, weights.layout, layer: l), N: N,
-                          positions: positions, decoding: false, backend: backend) { atty, qkvAttn in
+            block.forward(a, weights: layerWeights[l], N: N, positions: positions, decoding: false,
+                          backend: backend) { atty, qkvAttn in
                 backend.attention(out: atty, preatt: preatt, att: att, inp: qkvAttn, B: B, T: T,
                                   shape: block.attentionShape)
             }
@@ -242,8 +291,13 @@ public final class Transformer {
         backend.norm(out: act(.lnf), mean: actLayout.has(.lnfMean) ? act(.lnfMean) : nil, rstd: act(.lnfRstd),
                      inp: last, weight: param(.lnfw), bias: param(.lnfb), kind: c.norm, eps: eps, N: N, C: C,
                      groups: 1, stride: C)
-        backend.linear(out: act(.logits), inp: act(.lnf), weight: param(head)!, bias: nil, N: N, C: C, OC: Vp,
-                       decoding: false)
+        if let quantizedHead {
+            backend.linear(out: act(.logits), inp: act(.lnf), weight: quantizedHead, bias: nil, N: N, C: C, OC: Vp,
+                           decoding: false)
+        } else {
+            backend.linear(out: act(.logits), inp: act(.lnf), weight: param(head)!, bias: nil, N: N, C: C, OC: Vp,
+                           decoding: false)
+        }
         if let cap = c.logitSoftcap { backend.softcap(act(.logits), cap: Float(cap), N: N, V: V, Vp: Vp) }
         // Without targets the logits are the result (as an inference forward pass wants); with them, the
         // probabilities and the loss, which backward needs.
@@ -281,8 +335,12 @@ public final class Transformer {
         if let cap = c.logitSoftcap {
             backend.softcapBackward(dact(.logits), capped: act(.logits), cap: Float(cap), N: N, V: V, Vp: Vp)
         }
-        backend.linearBackward(dinp: dact(.lnf), dweight: grad(head)!, dbias: nil, dout: dact(.logits),
-                               inp: act(.lnf), weight: param(head)!, N: N, C: C, OC: Vp)
+        if let quantizedHead {
+            backend.linearBackward(dinp: dact(.lnf), dout: dact(.logits), weight: quantizedHead, N: N, C: C, OC: Vp)
+        } else {
+            backend.linearBackward(dinp: dact(.lnf), dweight: grad(head), dbias: nil, dout: dact(.logits),
+                                   inp: act(.lnf), weight: param(head)!, N: N, C: C, OC: Vp)
+        }
         let last = acts.base + actLayout.offset(.residual3, layer: L - 1)
         let dlast = gradActs.base + actLayout.offset(.residual3, layer: L - 1)
         backend.normBackward(dinp: dlast, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf), inp: last,
@@ -295,13 +353,13 @@ public final class Transformer {
             let datt = gradActs.base + actLayout.offset(.att, layer: l)
             let dpreatt = gradActs.base + actLayout.offset(.preatt, layer: l)
             let block = blocks[l]
-            block.backward(a, g, weights: LayerTensors(weights.arena.base, weights.layout, layer: l),
-                           gradients: LayerTensors(grads.base, weights.layout, layer: l), N: N, positions: positions,
+            block.backward(a, g, weights: layerWeights[l], gradients: layerGrads[l], N: N, positions: positions,
                            backend: backend) { dqkvAttn, datty in
                 backend.attentionBackward(dinp: dqkvAttn, dpreatt: dpreatt, datt: datt, dout: datty, inp: a.qkvAttn,
                                           att: att, B: B, T: T, shape: block.attentionShape)
             }
         }
+        guard weights.adapter == nil else { return }  // a frozen embedding: nothing more to compute
         if c.normAfterEmbedding {
             backend.normBackward(dinp: dact(.encoded), dweight: nil, dbias: nil, dout: dact(.embedNorm),
                                  inp: act(.encoded), weight: nil, mean: nil, rstd: act(.embedRstd), kind: c.norm, N: N,
@@ -335,6 +393,14 @@ public final class Transformer {
         var scale: Float = 1
         if let clip = opt.gradClip, clip > 0 {
             scale = Float(min(1, clip / (norm + 1e-6)))
+        }
+        if let adapter = weights.adapter {  // every A and B is a matrix: all decay
+            profile.measureIfSet(.adamW) {
+                adamWUpdate(params: adapter.arena.base, grads: grads.base, m: adamM.base, v: adamV.base, n: grads.count,
+                            gradScale: scale, lr: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
+                            weightDecay: opt.weightDecay, step: step, parallel: parallel)
+            }
+            return norm
         }
         let layout = weights.layout
         for t in 0..<layout.counts.count where layout.counts[t] > 0 {  // by index: iterating allCases allocates

@@ -56,12 +56,12 @@ struct TransformerBlock {
         let c = config, C = c.channels, F = c.hiddenSize
         backend.norm(out: a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, inp: a.input, weight: w.ln1w, bias: w.ln1b,
                      kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
-        linear(backend, out: a.qkv, inp: a.ln1, weight: w.qkvw!, quantized: w.qkvq, bias: w.qkvb, N: N, C: C,
-               OC: c.qkvWidth, decoding: decoding)
+        linear(backend, out: a.qkv, inp: a.ln1, weight: w.qkvw!, quantized: w.qkvq, bias: w.qkvb, lora: w.lora,
+               w.lora?.qkv, N: N, C: C, OC: c.qkvWidth, decoding: decoding)
         qkTransformForward(a, weights: w, N: N, positions: positions, backend: backend)
         attention(a.atty, a.qkvAttn)
         linear(backend, out: a.attproj, inp: a.atty, weight: w.attprojw!, quantized: w.attprojq, bias: w.attprojb,
-               N: N, C: c.attentionWidth, OC: C, decoding: decoding)
+               lora: w.lora, w.lora?.attproj, N: N, C: c.attentionWidth, OC: C, decoding: decoding)
         var branch = a.attproj
         if c.sandwichNorms {
             backend.norm(out: a.postAttn!, mean: nil, rstd: a.postAttnRstd!, inp: a.attproj, weight: w.postAttnNormw,
@@ -72,11 +72,11 @@ struct TransformerBlock {
 
         backend.norm(out: a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, inp: a.residual2, weight: w.ln2w, bias: w.ln2b,
                      kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
-        linear(backend, out: a.fch, inp: a.ln2, weight: w.fcw!, quantized: w.fcq, bias: w.fcb, N: N, C: C,
-               OC: c.fcWidth, decoding: decoding)
+        linear(backend, out: a.fch, inp: a.ln2, weight: w.fcw!, quantized: w.fcq, bias: w.fcb, lora: w.lora,
+               w.lora?.fc, N: N, C: C, OC: c.fcWidth, decoding: decoding)
         backend.activation(out: a.fchAct, inp: a.fch, kind: c.activation, N: N, F: F)
         linear(backend, out: a.fcproj, inp: a.fchAct, weight: w.fcprojw!, quantized: w.fcprojq, bias: w.fcprojb,
-               N: N, C: F, OC: C, decoding: decoding)
+               lora: w.lora, w.lora?.fcproj, N: N, C: F, OC: C, decoding: decoding)
         branch = a.fcproj
         if c.sandwichNorms {
             backend.norm(out: a.postMLP!, mean: nil, rstd: a.postMLPRstd!, inp: a.fcproj, weight: w.postMLPNormw,
@@ -86,13 +86,42 @@ struct TransformerBlock {
         backend.residual(out: a.residual3, inp1: a.residual2, inp2: branch, N: N * C)
     }
 
-    /// A linear layer from its float weight, or from its quantized blocks when the model keeps them.
+    /// A linear layer from its float weight, or from its quantized blocks when the model keeps them, plus the
+    /// output of the layer's low-rank adapters (`slices`, of the layer's `lora`), each on its rows.
     private func linear(_ backend: Backend, out: Buffer, inp: Buffer, weight: Buffer, quantized: QuantizedLinear?,
-                        bias: Buffer?, N: Int, C: Int, OC: Int, decoding: Bool) {
+                        bias: Buffer?, lora: LayerLoRA?, _ slices: [LoRASlice]?, N: Int, C: Int, OC: Int,
+                        decoding: Bool) {
         if let quantized {
             backend.linear(out: out, inp: inp, weight: quantized, bias: bias, N: N, C: C, OC: OC, decoding: decoding)
         } else {
             backend.linear(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC, decoding: decoding)
+        }
+        guard let lora, let slices else { return }
+        for i in slices.indices {  // (by index: a for-in over the array allocates an iterator in debug builds)
+            let s = slices[i]
+            backend.loraForward(out: out + s.rowOffset, ldOut: OC, inp: inp, a: s.a, b: s.b, u: lora.u!,
+                                scale: lora.scale, N: N, C: C, OC: s.outputs, rank: lora.rank)
+        }
+    }
+
+    /// The backward pass of `linear`: the input's gradient through the base layer (and the weight's and bias's
+    /// gradients where `gw` has them: nil for LoRA's frozen base), then each adapter's, into `dlora`'s gradients.
+    private func linearBackward(_ backend: Backend, dinp: Buffer, dweight: Buffer?, dbias: Buffer?, dout: Buffer,
+                                inp: Buffer, weight: Buffer, quantized: QuantizedLinear?, lora: LayerLoRA?,
+                                _ slices: [LoRASlice]?, _ dslices: [LoRASlice]?, N: Int, C: Int, OC: Int) {
+        if let quantized {
+            precondition(dweight == nil && dbias == nil, "quantized weights are frozen: they have no gradient")
+            backend.linearBackward(dinp: dinp, dout: dout, weight: quantized, N: N, C: C, OC: OC)
+        } else {
+            backend.linearBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
+                                   N: N, C: C, OC: OC)
+        }
+        guard let lora, let slices, let dslices else { return }
+        for i in slices.indices {
+            let s = slices[i], d = dslices[i]
+            backend.loraBackward(dinp: dinp, da: d.a, db: d.b, dout: dout + s.rowOffset, ldDout: OC, inp: inp, a: s.a,
+                                 b: s.b, u: lora.u!, du: lora.du!, scale: lora.scale, N: N, C: C, OC: s.outputs,
+                                 rank: lora.rank)
         }
     }
 
@@ -148,11 +177,12 @@ struct TransformerBlock {
                                  weight: w.postMLPNormw, mean: nil, rstd: a.postMLPRstd!, kind: c.norm, N: N, C: C,
                                  groups: 1, stride: C)
         }
-        backend.linearBackward(dinp: g.fchAct, dweight: gw.fcprojw!, dbias: gw.fcprojb, dout: g.fcproj, inp: a.fchAct,
-                               weight: w.fcprojw!, N: N, C: F, OC: C)
+        linearBackward(backend, dinp: g.fchAct, dweight: gw.fcprojw, dbias: gw.fcprojb, dout: g.fcproj, inp: a.fchAct,
+                       weight: w.fcprojw!, quantized: w.fcprojq, lora: w.lora, w.lora?.fcproj, gw.lora?.fcproj, N: N,
+                       C: F, OC: C)
         backend.activationBackward(dinp: g.fch, inp: a.fch, dout: g.fchAct, kind: c.activation, N: N, F: F)
-        backend.linearBackward(dinp: g.ln2, dweight: gw.fcw!, dbias: gw.fcb, dout: g.fch, inp: a.ln2, weight: w.fcw!,
-                               N: N, C: C, OC: c.fcWidth)
+        linearBackward(backend, dinp: g.ln2, dweight: gw.fcw, dbias: gw.fcb, dout: g.fch, inp: a.ln2, weight: w.fcw!,
+                       quantized: w.fcq, lora: w.lora, w.lora?.fc, gw.lora?.fc, N: N, C: C, OC: c.fcWidth)
         backend.normBackward(dinp: g.residual2, dweight: gw.ln2w, dbias: gw.ln2b, dout: g.ln2, inp: a.residual2,
                              weight: w.ln2w, mean: a.ln2Mean, rstd: a.ln2Rstd, kind: c.norm, N: N, C: C, groups: 1,
                              stride: C)
@@ -164,12 +194,14 @@ struct TransformerBlock {
                                  inp: a.attproj, weight: w.postAttnNormw, mean: nil, rstd: a.postAttnRstd!,
                                  kind: c.norm, N: N, C: C, groups: 1, stride: C)
         }
-        backend.linearBackward(dinp: g.atty, dweight: gw.attprojw!, dbias: gw.attprojb, dout: g.attproj, inp: a.atty,
-                               weight: w.attprojw!, N: N, C: c.attentionWidth, OC: C)
+        linearBackward(backend, dinp: g.atty, dweight: gw.attprojw, dbias: gw.attprojb, dout: g.attproj, inp: a.atty,
+                       weight: w.attprojw!, quantized: w.attprojq, lora: w.lora, w.lora?.attproj, gw.lora?.attproj,
+                       N: N, C: c.attentionWidth, OC: C)
         attentionBackward(g.qkvAttn, g.atty)
         qkTransformBackward(a, g, weights: w, gradients: gw, N: N, positions: positions, backend: backend)
-        backend.linearBackward(dinp: g.ln1, dweight: gw.qkvw!, dbias: gw.qkvb, dout: g.qkv, inp: a.ln1,
-                               weight: w.qkvw!, N: N, C: C, OC: c.qkvWidth)
+        linearBackward(backend, dinp: g.ln1, dweight: gw.qkvw, dbias: gw.qkvb, dout: g.qkv, inp: a.ln1,
+                       weight: w.qkvw!, quantized: w.qkvq, lora: w.lora, w.lora?.qkv, gw.lora?.qkv, N: N, C: C,
+                       OC: c.qkvWidth)
         backend.normBackward(dinp: g.input, dweight: gw.ln1w, dbias: gw.ln1b, dout: g.ln1, inp: a.input,
                              weight: w.ln1w, mean: a.ln1Mean, rstd: a.ln1Rstd, kind: c.norm, N: N, C: C, groups: 1,
                              stride: C)

@@ -24,6 +24,11 @@ public struct NewSFTRun {
     public var seq: Int?
     /// Optimization settings; its data and tokenizer fields are filled in here.
     public var training: TrainingConfig
+    /// Train a LoRA adapter on the frozen model instead of the model itself.
+    public var lora: LoRAConfig?
+    /// With `lora`, a GGUF model's quantized tensors stay in their blocks (QLoRA), dequantized on the fly in both
+    /// passes, so memory stays near the file's size; false dequantizes them to float32 first.
+    public var quantizedBase = true
 
     public init(runDirectory: String, initFrom: String, tokenizer: String?, data: String, valData: String?,
                 training: TrainingConfig) {
@@ -46,10 +51,14 @@ public struct NewSFTRun {
         config.trainShards = ""
         config.valShards = nil
 
-        let loaded = try LoadedModel.load(initFrom, tokenizer: tokenizer, chatFormat: chatFormat)
+        let loaded = try LoadedModel.load(initFrom, tokenizer: tokenizer, chatFormat: chatFormat,
+                                          quantized: lora != nil && quantizedBase)
+        if lora != nil && loaded.weights.adapter != nil {
+            throw TrainingError.invalidConfig("\(initFrom) is itself a LoRA run: fold its adapter into a model first (llm merge), then train a new adapter on that")
+        }
         let template = loaded.chatFormat as? TemplateChatFormat
         let format: any ChatFormat
-        let weights: ModelWeights
+        var weights: ModelWeights
         if let template {
             // The model's own chat format: its tokens are already in its vocabulary.
             format = template
@@ -58,10 +67,20 @@ public struct NewSFTRun {
         } else {
             let renderer = ChatRenderer(tokenizer: loaded.tokenizer)
             format = renderer
+            if lora != nil && renderer.requiredVocabSize > loaded.weights.config.vocabSize {
+                throw TrainingError.invalidConfig("LoRA leaves the model's embedding frozen, so its vocabulary of \(loaded.weights.config.vocabSize) cannot grow to hold nanochat's chat tokens: fine-tune \(initFrom) in a chat template (--chat-format \(ChatTemplate.builtinNames.first ?? "chatml")), or fully (without --lora-rank)")
+            }
             weights = try loaded.weights.growingVocabulary(to: renderer.requiredVocabSize, seed: config.seed)
             if weights !== loaded.weights {
                 status("grew the vocabulary from \(loaded.weights.config.vocabSize) to \(weights.config.vocabSize) for the chat tokens")
             }
+        }
+        if let lora {
+            let adapter = try LoRAAdapter(config: lora, model: weights.config)
+            adapter.initialize(seed: config.seed)
+            let base = weights.quantized == nil ? "float32" : "kept in its GGUF blocks (\(weights.quantized!.typeSummary))"
+            weights = try weights.withAdapter(adapter)
+            status("LoRA rank \(lora.rank), alpha \(lora.alpha) on \(adapter.parts.count) layers: \(adapter.parameterCount) trainable parameters; the base is frozen, \(base)")
         }
         config.seq = seq ?? min(512, weights.config.maxSeqLen)
         guard config.seq <= weights.config.maxSeqLen else {
@@ -110,7 +129,9 @@ public struct NewSFTRun {
             try writeFileAtomically(run.path + "/chat_template.jinja") { try $0.write(Array(template.template.source.utf8)) }
             config.chatTemplate = .init(path: "chat_template.jinja", eos: eos)
         }
-        let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath))
+        let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath),
+                                  lora: lora.map { LoRARun(adapter: $0, base: absolute(loaded.weightsPath),
+                                                           quantizedBase: weights.quantized != nil) })
         return try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
                                  parallel: parallel)
     }

@@ -14,6 +14,25 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var model: ModelConfig
     public var training: TrainingConfig
     public var initializedFrom: String?   // weights path, or nil for a seeded GPT-2 init
+    /// A LoRA run trains only an adapter on a frozen base; nil when every weight trains.
+    public var lora: LoRARun?
+
+    public init(model: ModelConfig, training: TrainingConfig, initializedFrom: String?, lora: LoRARun? = nil) {
+        (self.model, self.training, self.initializedFrom, self.lora) = (model, training, initializedFrom, lora)
+    }
+}
+
+/// What a LoRA run trains on: the adapter's settings and the frozen base it adapts.
+public struct LoRARun: Codable, Sendable, Equatable {
+    public var adapter: LoRAConfig
+    /// The base model as given to `llm sft --init` (a GGUF file, a Hugging Face folder, …), absolute.
+    public var base: String
+    /// Whether a GGUF base stays in its quantized blocks (QLoRA), dequantized on the fly in both passes.
+    public var quantizedBase: Bool
+
+    public init(adapter: LoRAConfig, base: String, quantizedBase: Bool) {
+        (self.adapter, self.base, self.quantizedBase) = (adapter, base, quantizedBase)
+    }
 }
 
 /// What a checkpoint's state.json holds besides the weights and moments: enough, with them, to continue.
@@ -34,14 +53,22 @@ public struct RunDirectory: Sendable {
     public var checkpointsPath: String { path + "/checkpoints" }
     /// The final weights of a run of this architecture.
     public func finalModelPath(for config: ModelConfig) -> String { path + "/" + Self.weightsName(config) }
+    /// What a finished run leaves: its final weights, or a LoRA run's adapter (a PEFT folder).
+    public func finalOutputPath(_ config: RunConfig) -> String {
+        config.lora == nil ? finalModelPath(for: config.model) : path + "/" + Self.adapterName
+    }
 
     /// The weights' name inside a run or checkpoint folder: llm.c's model.bin for GPT-2, a Hugging Face folder
     /// for the others.
     static func weightsName(_ config: ModelConfig) -> String { config.architecture == .gpt2 ? "model.bin" : "model" }
 
-    /// The weights inside `folder` (the run itself or a checkpoint), in whichever form they are.
+    /// The adapter's folder inside a LoRA run or its checkpoints (PEFT's format).
+    static let adapterName = "adapter"
+
+    /// The weights inside `folder` (the run itself or a checkpoint), in whichever form they are: for a LoRA run,
+    /// the adapter.
     static func weightsPath(in folder: String) -> String? {
-        for name in ["model.bin", "model"] where FileManager.default.fileExists(atPath: folder + "/" + name) {
+        for name in ["model.bin", "model", adapterName] where FileManager.default.fileExists(atPath: folder + "/" + name) {
             return folder + "/" + name
         }
         return nil
@@ -104,7 +131,11 @@ public struct RunDirectory: Sendable {
         let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
+        if let adapter = model.weights.adapter {
+            try adapter.write(folder: tmp + "/" + Self.adapterName)
+        } else {
+            try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
+        }
         try model.writeOptimizerState(to: tmp + "/optimizer.bin")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -78,8 +78,11 @@ public final class Trainer {
         do {
             try config.training.validate()
             try config.model.validate()
+            let parameters = try MemoryBudget.parameterCount(config.model).map { n in
+                (n, try config.lora.map { try LoRAAdapter(config: $0.adapter, model: config.model).parameterCount } ?? n)
+            }
             try MemoryBudget.checkTraining(config: config.model, batch: config.training.batch, seq: config.training.seq,
-                                           parallel: parallel)
+                                           parallel: parallel, parameters: parameters?.0, trainable: parameters?.1)
         } catch {
             let reason = if case .invalidConfig(let why)? = error as? TrainingError { why } else { "\(error)" }
             throw TrainingError.invalidConfig("\(run.configPath): \(reason)")
@@ -93,13 +96,21 @@ public final class Trainer {
         guard (0...config.training.steps).contains(state.step) else {
             throw TrainingError.invalidConfig("\(latest.path)/state.json: step \(state.step) is not between 0 and the run's \(config.training.steps) steps")
         }
-        let weights = try loadWeights(weightsPath)
+        let weights = try config.lora.map { try loraWeights($0, adapter: weightsPath) } ?? loadWeights(weightsPath)
         guard weights.config == config.model else {
             throw TrainingError.shapeMismatch("\(weightsPath): shape \(weights.config) differs from config.json's \(config.model)")
         }
         let tokenizer = try loadTokenizer(config.training.tokenizer, run: run)
         return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
                            resumeFrom: latest.path)
+    }
+
+    /// A LoRA run's frozen base (kept in its GGUF blocks where the run says so and `quantized` allows) with the
+    /// adapter in the PEFT folder `adapter` attached.
+    public static func loraWeights(_ lora: LoRARun, adapter: String, quantized: Bool = true) throws -> ModelWeights {
+        let base = isGGUF(lora.base) ? try GGUFModel.read(lora.base, keepQuantized: lora.quantizedBase && quantized)
+            : try loadWeights(lora.base)
+        return try base.withAdapter(try LoRAAdapter.read(folder: adapter, model: base.config))
     }
 
     /// The tokenizer named in a config: "gpt2" or a file relative to the run: the project's tokenizer file, or a
@@ -223,7 +234,13 @@ public final class Trainer {
             }
             if stopping { return }
         }
-        if step == training.steps { try saveWeights(model.weights, to: run.finalModelPath(for: config.model)) }
+        if step == training.steps {
+            if let adapter = model.weights.adapter {
+                try adapter.write(folder: run.finalOutputPath(config), baseModel: config.lora?.base)
+            } else {
+                try saveWeights(model.weights, to: run.finalOutputPath(config))
+            }
+        }
     }
 
     private func report(_ e: EvalReport, _ observer: (TrainingEvent) -> Void) throws {
@@ -268,10 +285,12 @@ public final class Trainer {
                           milliseconds: ms, tokens: tokens, flops: flopsPerToken * Double(tokens), skipped: skipped)
     }
 
-    /// Model FLOPs per trained token: 6 per parameter (forward and backward) plus attention's 12·L·(H·d)·T.
+    /// Model FLOPs per trained token: 6 per parameter (forward and backward) plus attention's 12·L·(H·d)·T; 4 for
+    /// a frozen base (LoRA), whose weights get no gradient.
     public var flopsPerToken: Double {
         let c = config.model
-        return 6 * Double(c.parameterCount) + 12 * Double(c.numLayers * c.attentionWidth * training.seq)
+        return (config.lora == nil ? 6 : 4) * Double(c.parameterCount)
+            + 12 * Double(c.numLayers * c.attentionWidth * training.seq)
     }
 
     /// Mean validation loss over the first `evalBatches` batches of the val shards, and bits per byte.

@@ -98,13 +98,19 @@ public enum Parity {
 
     /// Runs the trajectory's optimizer steps on the state's batch, comparing loss and gradient norm per step.
     public static func runTrajectory(_ model: Transformer, state: DebugState, trajectory: Trajectory) throws -> [ParityStep] {
+        try runTrajectory(model, inputs: state.inputs, targets: state.targets, batch: state.batch, seq: state.seq,
+                          trajectory: trajectory)
+    }
+
+    /// The trajectory's optimizer steps on one batch (B·T inputs and targets, -1 for an ignored target).
+    public static func runTrajectory(_ model: Transformer, inputs: [Int32], targets: [Int32], batch: Int, seq: Int,
+                                     trajectory: Trajectory) throws -> [ParityStep] {
         let o = trajectory.optimizer
         let opt = AdamWConfig(learningRate: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay,
                               gradClip: o.gradClip)
         var steps = [ParityStep]()
         for s in 0..<trajectory.steps {
-            let loss = Double(try model.forward(inputs: state.inputs, targets: state.targets, batch: state.batch,
-                                                seq: state.seq)!)
+            let loss = Double(try model.forward(inputs: inputs, targets: targets, batch: batch, seq: seq)!)
             model.zeroGradients()
             try model.backward()
             let norm = try model.update(opt, step: s + 1)

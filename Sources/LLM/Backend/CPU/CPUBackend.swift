@@ -65,7 +65,7 @@ final class CPUBackend: Backend {
                 rmsNormBackward(dinp: dinp, dweight: dweight, dout: dout, inp: inp, weight: weight, rstd: rstd,
                                 kind: rms, N: N, C: C, groups: groups, stride: stride, parallel: parallel)
             } else {
-                layerNormBackward(dinp: dinp, dweight: dweight!, dbias: dbias!, dout: dout, inp: inp, weight: weight!,
+                layerNormBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight!,
                                   mean: mean!, rstd: rstd, N: N, C: C, parallel: parallel)
             }
         }
@@ -122,11 +122,39 @@ final class CPUBackend: Backend {
         }
     }
 
-    func linearBackward(dinp: Buffer, dweight: Buffer, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
+    func linearBackward(dinp: Buffer, dweight: Buffer?, dbias: Buffer?, dout: Buffer, inp: Buffer, weight: Buffer,
                         N: Int, C: Int, OC: Int) {
         timed(.matmulBack) {
             matmulBackward(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight, N: N, C: C,
                            OC: OC, parallel: parallel, scratch: scratch)
+        }
+    }
+
+    func linearBackward(dinp: Buffer, dout: Buffer, weight: QuantizedLinear, N: Int, C: Int, OC: Int) {
+        timed(.matmulBack) {
+            var row = 0
+            for part in weight.parts {
+                precondition(part.cols == C, "a quantized weight of \(part.cols) columns for \(C) inputs")
+                matmulBackwardInput(dinp: dinp, dout: dout + row, ldDout: OC, weight: part, N: N, parallel: parallel,
+                                    scratch: scratch)
+                row += part.rows
+            }
+        }
+    }
+
+    func loraForward(out: Buffer, ldOut: Int, inp: Buffer, a: Buffer, b: Buffer, u: Buffer, scale: Float, N: Int,
+                     C: Int, OC: Int, rank: Int) {
+        timed(.lora) {
+            LLM.loraForward(out: out, ldOut: ldOut, inp: inp, a: a, b: b, u: u, scale: scale, N: N, C: C, OC: OC,
+                            rank: rank, parallel: parallel, scratch: scratch)
+        }
+    }
+
+    func loraBackward(dinp: Buffer, da: Buffer, db: Buffer, dout: Buffer, ldDout: Int, inp: Buffer, a: Buffer,
+                      b: Buffer, u: Buffer, du: Buffer, scale: Float, N: Int, C: Int, OC: Int, rank: Int) {
+        timed(.loraBack) {
+            LLM.loraBackward(dinp: dinp, da: da, db: db, dout: dout, ldDout: ldDout, inp: inp, a: a, b: b, u: u, du: du,
+                             scale: scale, N: N, C: C, OC: OC, rank: rank, parallel: parallel, scratch: scratch)
         }
     }
 
