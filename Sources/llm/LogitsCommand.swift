@@ -36,8 +36,9 @@ struct LogitsCommand: ParsableCommand {
             let run = RunDirectory.isRun(model) ? RunDirectory(model) : nil
             let path = try run?.latestWeightsPath() ?? model
             // A LoRA run is its base with its adapter; --adapter puts one on any model.
-            let weights = try run?.readConfig().lora != nil || adapter != nil
-                ? try LoadedModel.load(model, adapter: adapter).weights : try loadWeights(path)
+            var weights = try run?.readConfig().lora.map { try Trainer.loraWeights($0, adapter: path, quantized: false) }
+                ?? loadWeights(path)
+            if let adapter { weights = try weights.withAdapter(try LoRAAdapter.read(folder: adapter, model: weights.config)) }
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
             let ids = ids!, V = weights.config.vocabSize
             let logits = try weights.logits(for: ids, parallel: parallel)
