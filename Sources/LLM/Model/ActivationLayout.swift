@@ -37,16 +37,33 @@ enum ActivationTensor: Int, CaseIterable {
     case losses        // (N)
 }
 
+extension ActivationTensor {
+    /// Stacked over the layers (the others exist once).
+    var isPerLayer: Bool {
+        switch self {
+        case .encoded, .embedNorm, .embedRstd, .lnf, .lnfMean, .lnfRstd, .logits, .probs, .losses: false
+        default: true
+        }
+    }
+}
+
 /// Sizes and offsets of the activation tensors for a given (B, T) within one flat Float buffer.
 /// Per-layer tensors are stacked over L with a stride of the layer's size for this (B, T).
 struct ActivationLayout {
     let counts: [Int]
     let offsets: [Int]
     let totalCount: Int
+    /// Layer slots of the per-layer tensors (L, or 2 for gradients).
     let numLayers: Int
+    /// Slots of each tensor: numLayers for per-layer tensors, 1 for the others and for a shared one (preatt).
+    let slots: [Int]
 
-    init(config c: ModelConfig, batch B: Int, seq T: Int) {
-        let L = c.numLayers, C = c.channels, N = B * T, H = c.numHeads, QKV = c.qkvWidth
+    /// `gradients`: the layout of the activations' gradients, which the backward pass needs for one layer and the
+    /// next at a time: two layers' slots (not L), and no probabilities (the loss's gradient goes straight to
+    /// the logits'). The activations themselves keep every layer's, but for the attention scores before the
+    /// softmax (`preatt`), which no backward pass reads: one slot, reused by every layer.
+    init(config c: ModelConfig, batch B: Int, seq T: Int, gradients: Bool = false) {
+        let L = gradients ? Self.gradientSlots(c) : c.numLayers, C = c.channels, N = B * T, H = c.numHeads, QKV = c.qkvWidth
         let layerNorm = c.norm == .layerNorm, sandwich = c.sandwichNorms
         let rotated = c.usesRoPE || c.qkNorm != .none
         counts = ActivationTensor.allCases.map { t in
@@ -62,7 +79,8 @@ struct ActivationLayout {
             case .qkvAttn: rotated ? L * N * QKV : 0
             case .qkRstd: c.qkNorm != .none ? L * N * (H + c.numKVHeads) : 0
             case .atty: L * N * c.attentionWidth
-            case .preatt, .att: L * B * H * T * T
+            case .preatt: (gradients ? L : 1) * B * H * T * T
+            case .att: L * B * H * T * T
             case .postAttn, .postMLP: sandwich ? L * N * C : 0
             case .postAttnRstd, .postMLPRstd: sandwich ? L * N : 0
             case .fch: L * N * c.fcWidth
@@ -70,7 +88,8 @@ struct ActivationLayout {
             case .lnf: N * C
             case .lnfMean: layerNorm ? N : 0
             case .lnfRstd: N
-            case .logits, .probs: N * c.paddedVocabSize
+            case .logits: N * c.paddedVocabSize
+            case .probs: gradients ? 0 : N * c.paddedVocabSize
             case .losses: N
             }
         }
@@ -82,10 +101,19 @@ struct ActivationLayout {
         self.offsets = offsets
         self.totalCount = total
         numLayers = L
+        slots = ActivationTensor.allCases.map { t in !t.isPerLayer ? 1 : t == .preatt && !gradients ? 1 : L }
     }
+
+    /// Layers whose activation gradients are held at once.
+    static func gradientSlots(_ c: ModelConfig) -> Int { min(2, c.numLayers) }
 
     func offset(_ t: ActivationTensor) -> Int { offsets[t.rawValue] }
     func has(_ t: ActivationTensor) -> Bool { counts[t.rawValue] > 0 }
-    /// Layer l's slice of a per-layer tensor.
-    func offset(_ t: ActivationTensor, layer l: Int) -> Int { offsets[t.rawValue] + l * counts[t.rawValue] / numLayers }
+    /// Layer l's slice of a per-layer tensor: slot l mod the tensor's slots.
+    func offset(_ t: ActivationTensor, layer l: Int) -> Int {
+        let n = slots[t.rawValue]
+        return offsets[t.rawValue] + l % n * (counts[t.rawValue] / n)
+    }
+    /// Floats in one slot of a tensor.
+    func slotCount(_ t: ActivationTensor) -> Int { counts[t.rawValue] / slots[t.rawValue] }
 }

@@ -56,8 +56,11 @@ public final class Transformer {
     let adamM: FloatArena      // AdamW first moment
     let adamV: FloatArena      // AdamW second moment
     let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
-    let gradActs: FloatArena   // gradients of the activations, same layout
+    let gradActs: FloatArena   // gradients of the activations (gradLayout)
     let actLayout: ActivationLayout
+    /// The activations' gradients need two layers' slots, not L: layer l's backward reads its own slot and adds
+    /// into the residual3 of the layer below, in the other slot, which is zeroed just before (see `backward`).
+    let gradLayout: ActivationLayout
     let inputs: UnsafeMutablePointer<Int32>     // (B,T) of the last forward
     let targets: UnsafeMutablePointer<Int32>    // (B,T) of the last forward, if it had targets
     let positions: UnsafeMutablePointer<Int32>  // (B,T) each row's position in its sequence
@@ -116,8 +119,9 @@ public final class Transformer {
         adamM = FloatArena(count: n)
         adamV = FloatArena(count: n)
         actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
+        gradLayout = ActivationLayout(config: c, batch: batch, seq: seq, gradients: true)
         acts = FloatArena(count: actLayout.totalCount)
-        gradActs = FloatArena(count: actLayout.totalCount)
+        gradActs = FloatArena(count: gradLayout.totalCount)
         inputs = .allocate(capacity: batch * seq)
         targets = .allocate(capacity: batch * seq)
         positions = .allocate(capacity: batch * seq)
@@ -144,21 +148,21 @@ public final class Transformer {
         weights.adapter == nil && weights.layout.has(t) ? grads.base + weights.layout.offset(t) : nil
     }
     private func act(_ t: ActivationTensor) -> Buffer { acts.base + actLayout.offset(t) }
-    private func dact(_ t: ActivationTensor) -> Buffer { gradActs.base + actLayout.offset(t) }
+    private func dact(_ t: ActivationTensor) -> Buffer { gradActs.base + gradLayout.offset(t) }
     /// The LM head: its own matrix, or the token embedding when tied.
     private var head: ParameterTensor { config.tiedEmbeddings ? .wte : .lmHead }
     /// The residual stream entering the first block.
-    private func firstResidual(_ arena: FloatArena) -> Buffer {
-        arena.base + actLayout.offset(config.normAfterEmbedding ? .embedNorm : .encoded)
+    private func firstResidual(_ arena: FloatArena, _ lay: ActivationLayout) -> Buffer {
+        arena.base + lay.offset(config.normAfterEmbedding ? .embedNorm : .encoded)
     }
 
-    /// Layer l's activations (in `arena`: the activations or their gradients) for N rows.
-    private func blockBuffers(_ arena: FloatArena, layer l: Int) -> BlockBuffers {
-        let lay = actLayout
+    /// Layer l's activations, or their gradients, for N rows.
+    private func blockBuffers(gradients: Bool, layer l: Int) -> BlockBuffers {
+        let arena = gradients ? gradActs : acts, lay = gradients ? gradLayout : actLayout
         func at(_ t: ActivationTensor) -> Buffer { arena.base + lay.offset(t, layer: l) }
         func opt(_ t: ActivationTensor) -> Buffer? { lay.has(t) ? at(t) : nil }
         return BlockBuffers(
-            input: l == 0 ? firstResidual(arena) : arena.base + lay.offset(.residual3, layer: l - 1),
+            input: l == 0 ? firstResidual(arena, lay) : arena.base + lay.offset(.residual3, layer: l - 1),
             ln1: at(.ln1), ln1Mean: opt(.ln1Mean), ln1Rstd: at(.ln1Rstd), qkv: at(.qkv), qkRoped: opt(.qkRoped),
             qkvAttn: opt(.qkvAttn) ?? at(.qkv), qkRstd: opt(.qkRstd), atty: at(.atty), attproj: at(.attproj),
             postAttn: opt(.postAttn), postAttnRstd: opt(.postAttnRstd), residual2: at(.residual2), ln2: at(.ln2),
@@ -190,14 +194,17 @@ public final class Transformer {
     static func requiredBytes(config c: ModelConfig, parameters n: Int, trainable: Int, batch: Int, seq: Int,
                               parallel: ParallelFor) -> Int? {
         guard batch > 0, seq > 0 else { return nil }
-        let t1 = ActivationLayout(config: c, batch: 1, seq: 1).totalCount   // x + y
-        let t2 = ActivationLayout(config: c, batch: 1, seq: 2).totalCount   // 2x + 4y
-        let y = (t2 - 2 * t1) / 2, x = t1 - y  // per-row floats, per-(row, key) floats
-        let acts = MemoryBudget.multiply(batch, MemoryBudget.add(MemoryBudget.multiply(seq, x),
+        func floats(gradients: Bool) -> Int? {
+            let t1 = ActivationLayout(config: c, batch: 1, seq: 1, gradients: gradients).totalCount   // x + y
+            let t2 = ActivationLayout(config: c, batch: 1, seq: 2, gradients: gradients).totalCount   // 2x + 4y
+            let y = (t2 - 2 * t1) / 2, x = t1 - y  // per-row floats, per-(row, key) floats
+            return MemoryBudget.multiply(batch, MemoryBudget.add(MemoryBudget.multiply(seq, x),
                                                                  MemoryBudget.multiply(seq, seq, y)))
+        }
+        let acts = MemoryBudget.add(floats(gradients: false), floats(gradients: true))
         let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
         return MemoryBudget.add(MemoryBudget.multiply(4, MemoryBudget.add(n, MemoryBudget.multiply(3, trainable),
-                                                                         MemoryBudget.multiply(2, acts))),
+                                                                         acts)),
                                 MemoryBudget.multiply(4, threads, MatmulScratch.floatsPerThread),
                                 MemoryBudget.multiply(12, batch, seq),
                                 MemoryBudget.multiply(8, (trainable + sumBlock - 1) / sumBlock))
@@ -278,7 +285,7 @@ public final class Transformer {
                          bias: nil, kind: c.norm, eps: eps, N: N, C: C, groups: 1, stride: C)
         }
         for l in 0..<L {
-            let a = blockBuffers(acts, layer: l)
+            let a = blockBuffers(gradients: false, layer: l)
             let preatt = acts.base + actLayout.offset(.preatt, layer: l), att = acts.base + actLayout.offset(.att, layer: l)
             let block = blocks[l]
             block.forward(a, weights: layerWeights[l], N: N, positions: positions, decoding: false,
@@ -342,16 +349,19 @@ public final class Transformer {
                                    inp: act(.lnf), weight: param(head)!, N: N, C: C, OC: Vp)
         }
         let last = acts.base + actLayout.offset(.residual3, layer: L - 1)
-        let dlast = gradActs.base + actLayout.offset(.residual3, layer: L - 1)
+        let dlast = gradActs.base + gradLayout.offset(.residual3, layer: L - 1)
         backend.normBackward(dinp: dlast, dweight: grad(.lnfw), dbias: grad(.lnfb), dout: dact(.lnf), inp: last,
                              weight: param(.lnfw), mean: actLayout.has(.lnfMean) ? act(.lnfMean) : nil,
                              rstd: act(.lnfRstd), kind: c.norm, N: N, C: C, groups: 1, stride: C)
         for i in 0..<L {  // (a plain range: a reversed one allocates in debug builds)
             let l = L - 1 - i
-            let a = blockBuffers(acts, layer: l), g = blockBuffers(gradActs, layer: l)
+            // The slot layer l's backward adds its input's gradient into (as layer l-1's residual3) last held layer
+            // l+1's gradients: zero it. Layer l's own slot was zeroed this way before layer l+1 ran.
+            if l > 0 && L > 2 { zeroGradientSlot(layer: l - 1) }
+            let a = blockBuffers(gradients: false, layer: l), g = blockBuffers(gradients: true, layer: l)
             let att = acts.base + actLayout.offset(.att, layer: l)
-            let datt = gradActs.base + actLayout.offset(.att, layer: l)
-            let dpreatt = gradActs.base + actLayout.offset(.preatt, layer: l)
+            let datt = gradActs.base + gradLayout.offset(.att, layer: l)
+            let dpreatt = gradActs.base + gradLayout.offset(.preatt, layer: l)
             let block = blocks[l]
             block.backward(a, g, weights: layerWeights[l], gradients: layerGrads[l], N: N, positions: positions,
                            backend: backend) { dqkvAttn, datty in
@@ -367,6 +377,15 @@ public final class Transformer {
         }
         backend.embedBackward(dwte: grad(.wte)!, dwpe: grad(.wpe), dout: dact(.encoded), tokens: inputs,
                               positions: positions, scale: c.embeddingScale, N: N, C: C)
+    }
+
+    /// Zeroes every per-layer tensor's slot for layer `l` in the activation gradients.
+    private func zeroGradientSlot(layer l: Int) {
+        let lay = gradLayout
+        for t in 0..<lay.counts.count where lay.counts[t] > 0 {  // by index: iterating allCases allocates
+            guard let tensor = ActivationTensor(rawValue: t), tensor.isPerLayer else { continue }
+            (gradActs.base + lay.offset(tensor, layer: l)).update(repeating: 0, count: lay.slotCount(tensor))
+        }
     }
 
     // MARK: - Update
