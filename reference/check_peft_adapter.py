@@ -18,6 +18,7 @@ difference; exits 0 on a pass, 1 on a mismatch or anything that stops PEFT from 
 """
 
 import argparse
+import os
 import sys
 
 import torch
@@ -27,13 +28,14 @@ from safetensors import safe_open
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--base", required=True, help="transformers checkpoint folder of the base model")
+    ap.add_argument("--base", required=True, help="the base model: a transformers folder, or a .gguf file")
     ap.add_argument("--adapter", required=True, help="PEFT adapter folder")
     ap.add_argument("--logits", required=True, help="safetensors file with inputs int32 and logits f32")
     ap.add_argument("--tolerance", type=float, default=1e-4,
                     help="allowed max abs difference, times max(1, max |logits|) (default 1e-4)")
     args = ap.parse_args(argv)
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # transformers' GGUF loader draws a progress bar
     import peft  # imported here so that --help works without them
     import transformers
     transformers.logging.set_verbosity_error()
@@ -52,8 +54,13 @@ def main(argv=None):
         return 1
 
     try:
-        base = transformers.AutoModelForCausalLM.from_pretrained(
-            args.base, dtype=torch.float32, attn_implementation="eager")
+        if os.path.isfile(args.base) and args.base.endswith(".gguf"):  # dequantized by transformers' GGUF loader
+            folder, name = os.path.split(os.path.abspath(args.base))
+            base = transformers.AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=name, dtype=torch.float32, attn_implementation="eager")
+        else:
+            base = transformers.AutoModelForCausalLM.from_pretrained(
+                args.base, dtype=torch.float32, attn_implementation="eager")
         model = peft.PeftModel.from_pretrained(base, args.adapter, strict_adapter_check="error")
     except Exception as e:  # noqa: BLE001 - any load failure is a failed check
         print(f"FAIL: PEFT could not load {args.adapter} on {args.base}: {type(e).__name__}: {e}")
