@@ -2,6 +2,7 @@
 
   adamw_trajectory(model, loss_fn, x, y, args)  the optimizer run every fixture records: --steps AdamW steps
                                                  on one batch, with the first forward/backward kept
+  add_optimizer_args(ap, lr), optimizer_record   the AdamW flags and trajectory.json's "optimizer"
   publish_dir(out)                               write a fixture folder into a temporary folder beside `out`,
                                                  then swap it in, so an interrupted run leaves no half-written
                                                  fixture behind
@@ -16,6 +17,30 @@ import shutil
 import tempfile
 
 import torch
+
+
+def add_optimizer_args(ap, lr):
+    """The AdamW flags every fixture script takes (--lr's default is the script's)."""
+    ap.add_argument("--lr", type=float, default=lr)
+    ap.add_argument("--beta1", type=float, default=0.9)
+    ap.add_argument("--beta2", type=float, default=0.95)
+    ap.add_argument("--eps", type=float, default=1e-8)
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--grad-clip", type=float, default=1.0)
+
+
+def optimizer_record(args, decay_applies_to, note):
+    """trajectory.json's "optimizer": the AdamW settings, which tensors decay, and how a step runs."""
+    return {
+        "lr": args.lr,
+        "beta1": args.beta1,
+        "beta2": args.beta2,
+        "eps": args.eps,
+        "weight_decay": args.weight_decay,
+        "grad_clip": args.grad_clip,
+        "decay_applies_to": decay_applies_to,
+        "note": note,
+    }
 
 
 def save_hf(model, path):

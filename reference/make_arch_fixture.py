@@ -46,7 +46,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nanochat_model  # noqa: E402
-from fixture_common import adamw_trajectory, publish_dir, save_hf  # noqa: E402
+from fixture_common import add_optimizer_args, adamw_trajectory, optimizer_record, publish_dir, save_hf  # noqa: E402
 
 ARCHS = ["llama", "qwen2", "gemma3", "nanochat"]
 DEFAULT_EPS = {"llama": 1e-5, "qwen2": 1e-6, "gemma3": 1e-6, "nanochat": 1e-6}
@@ -184,10 +184,8 @@ def loss_fn(model, x, y):
     return logits, loss
 
 
-def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--arch", required=True, choices=ARCHS)
+def add_shape_args(ap):
+    """The output folder, the model's shape, the batch and the seed (make_lora_fixture.py takes them too)."""
     ap.add_argument("--out", required=True, help="output folder (replaced if it exists)")
     ap.add_argument("--layers", type=int, required=True)
     ap.add_argument("--hidden", type=int, required=True, help="C (hidden_size)")
@@ -200,6 +198,13 @@ def parse_args(argv):
     ap.add_argument("--batch", type=int, required=True, help="B")
     ap.add_argument("--seq", type=int, required=True, help="T (<= max-seq)")
     ap.add_argument("--seed", type=int, required=True)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--arch", required=True, choices=ARCHS)
+    add_shape_args(ap)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--init-std", type=float, default=0.08,
                     help="std of the normal init of matrices and embeddings (HF initializer_range)")
@@ -215,12 +220,7 @@ def parse_args(argv):
     ap.add_argument("--rope-theta", type=float, help="RoPE theta (gemma3: of the full-attention layers)")
     ap.add_argument("--rope-local-theta", type=float, default=10000.0,
                     help="gemma3: RoPE theta of the sliding layers (rope_local_base_freq)")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--beta1", type=float, default=0.9)
-    ap.add_argument("--beta2", type=float, default=0.95)
-    ap.add_argument("--eps", type=float, default=1e-8)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--grad-clip", type=float, default=1.0)
+    add_optimizer_args(ap, lr=1e-3)
     args = ap.parse_args(argv)
 
     args.kv_heads = args.kv_heads or args.heads
@@ -319,19 +319,12 @@ def main(argv=None):
             "arch": args.arch,
             "config": config_dict,
             "batch": {"B": B, "T": T},
-            "optimizer": {
-                "lr": args.lr,
-                "beta1": args.beta1,
-                "beta2": args.beta2,
-                "eps": args.eps,
-                "weight_decay": args.weight_decay,
-                "grad_clip": args.grad_clip,
-                "decay_applies_to": "parameters with 2 or more dimensions",
-                "note": ("same batch every step; clip the global grad norm (over all parameters, a tied "
-                         "embedding once) to grad_clip before each update (torch clip_grad_norm_: scale "
-                         "grad_clip/(norm+1e-6) when below 1); bias-corrected AdamW, decoupled decay "
-                         "lr*wd*param"),
-            },
+            "optimizer": optimizer_record(
+                args, "parameters with 2 or more dimensions",
+                ("same batch every step; clip the global grad norm (over all parameters, a tied "
+                 "embedding once) to grad_clip before each update (torch clip_grad_norm_: scale "
+                 "grad_clip/(norm+1e-6) when below 1); bias-corrected AdamW, decoupled decay "
+                 "lr*wd*param")),
             "steps": args.steps,
             "losses": losses,
             "grad_norms_before_clip": norms,

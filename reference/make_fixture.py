@@ -52,7 +52,7 @@ import transformers
 from transformers import GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixture_common import adamw_trajectory, publish_dir, save_hf  # noqa: E402
+from fixture_common import add_optimizer_args, adamw_trajectory, optimizer_record, publish_dir, save_hf  # noqa: E402
 
 MODEL_MAGIC = 20240326
 STATE_MAGIC = 20240327
@@ -182,12 +182,7 @@ def main(argv=None):
     ap.add_argument("--seq", type=int, required=True, help="T (<= max-seq)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--seed", type=int, required=True)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--beta1", type=float, default=0.9)
-    ap.add_argument("--beta2", type=float, default=0.95)
-    ap.add_argument("--eps", type=float, default=1e-8)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--grad-clip", type=float, default=1.0)
+    add_optimizer_args(ap, lr=1e-3)
     ap.add_argument("--ignore-fraction", type=float, default=0.0,
                     help="mark this fraction of the targets -1 (ignored by the loss), as SFT's loss mask does")
     ap.add_argument("--extra-dtypes", action="store_true",
@@ -238,17 +233,10 @@ def main(argv=None):
                    f"made by reference/make_fixture.py --seed {args.seed}"),
         "config": cfg,
         "batch": {"B": B, "T": T},
-        "optimizer": {
-            "lr": args.lr,
-            "beta1": args.beta1,
-            "beta2": args.beta2,
-            "eps": args.eps,
-            "weight_decay": args.weight_decay,
-            "grad_clip": args.grad_clip,
-            "decay_applies_to": "parameters with 2 or more dimensions (wte, wpe, all matmul weights)",
-            "note": ("same batch every step; clip global grad norm (over all params) to grad_clip before "
-                     "each update; bias-corrected AdamW, decoupled decay lr*wd*param"),
-        },
+        "optimizer": optimizer_record(
+            args, "parameters with 2 or more dimensions (wte, wpe, all matmul weights)",
+            ("same batch every step; clip global grad norm (over all params) to grad_clip before "
+             "each update; bias-corrected AdamW, decoupled decay lr*wd*param")),
         "steps": args.steps,
         "losses": losses,
         "grad_norms_before_clip": norms,

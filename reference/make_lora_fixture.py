@@ -55,7 +55,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_arch_fixture  # noqa: E402
-from fixture_common import publish_dir, save_hf  # noqa: E402
+from fixture_common import add_optimizer_args, optimizer_record, publish_dir, save_hf  # noqa: E402
 
 MODULES = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
@@ -65,29 +65,13 @@ ADAPTER_FILES = ["adapter_config.json", "adapter_model.safetensors"]
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--out", required=True, help="output folder (replaced if it exists)")
-    ap.add_argument("--layers", type=int, required=True)
-    ap.add_argument("--hidden", type=int, required=True, help="C (hidden_size)")
-    ap.add_argument("--heads", type=int, required=True, help="query heads")
-    ap.add_argument("--kv-heads", type=int, help="key/value heads (default: --heads)")
-    ap.add_argument("--head-dim", type=int, help="default: hidden / heads")
-    ap.add_argument("--intermediate", type=int, required=True, help="MLP width")
-    ap.add_argument("--vocab", type=int, required=True)
-    ap.add_argument("--max-seq", type=int, required=True, help="max_position_embeddings")
-    ap.add_argument("--batch", type=int, required=True, help="B")
-    ap.add_argument("--seq", type=int, required=True, help="T (<= max-seq)")
-    ap.add_argument("--seed", type=int, required=True)
+    make_arch_fixture.add_shape_args(ap)
     ap.add_argument("--rank", type=int, required=True, help="LoRA r")
     ap.add_argument("--alpha", type=float, required=True, help="lora_alpha (scaling alpha / r)")
     ap.add_argument("--targets", required=True, help="comma list of " + ",".join(MODULES))
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--masked", type=float, default=0.25, help="fraction of the targets set to -1 (ignored)")
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--beta1", type=float, default=0.9)
-    ap.add_argument("--beta2", type=float, default=0.95)
-    ap.add_argument("--eps", type=float, default=1e-8)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--grad-clip", type=float, default=1.0)
+    add_optimizer_args(ap, lr=1e-2)
     args = ap.parse_args(argv)
 
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
@@ -276,19 +260,12 @@ def main(argv=None):
             },
             "batch": {"B": args.batch, "T": args.seq},
             "masked_targets": int((y == -1).sum().item()),
-            "optimizer": {
-                "lr": args.lr,
-                "beta1": args.beta1,
-                "beta2": args.beta2,
-                "eps": args.eps,
-                "weight_decay": args.weight_decay,
-                "grad_clip": args.grad_clip,
-                "decay_applies_to": "every LoRA tensor (all 2-D); the base model is frozen",
-                "note": ("same batch every step; loss = mean cross-entropy over the targets != -1; clip the "
-                         "global grad norm over the LoRA tensors to grad_clip before each update (torch "
-                         "clip_grad_norm_: scale grad_clip/(norm+1e-6) when below 1); bias-corrected AdamW, "
-                         "decoupled decay lr*wd*param"),
-            },
+            "optimizer": optimizer_record(
+                args, "every LoRA tensor (all 2-D); the base model is frozen",
+                ("same batch every step; loss = mean cross-entropy over the targets != -1; clip the "
+                 "global grad norm over the LoRA tensors to grad_clip before each update (torch "
+                 "clip_grad_norm_: scale grad_clip/(norm+1e-6) when below 1); bias-corrected AdamW, "
+                 "decoupled decay lr*wd*param")),
             "steps": args.steps,
             "losses": losses,
             "grad_norms_before_clip": norms,
