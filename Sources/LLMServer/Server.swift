@@ -10,27 +10,37 @@ public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
     public var limits: ServerLimits
+    public var access: ServerAccess
 
-    public init(host: String = "127.0.0.1", port: Int = 8000, limits: ServerLimits = ServerLimits()) {
+    public init(host: String = "127.0.0.1", port: Int = 8000, limits: ServerLimits = ServerLimits(),
+                access: ServerAccess = ServerAccess()) {
         self.host = host
         self.port = port
         self.limits = limits
+        self.access = access
     }
 }
 
 /// The server, ready for `runService()` (which shuts down gracefully on SIGINT and SIGTERM).
 public func buildApplication(backend: some GenerationBackend, model: ServedModel,
                              configuration: ServerConfiguration) -> some ApplicationProtocol {
-    Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits),
+    Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits,
+                                    access: configuration.access),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                      serverName: "llm"))
 }
 
 /// Every route; errors anywhere, unknown routes included, come back in OpenAI's error shape.
-public func buildRouter(backend: some GenerationBackend, model: ServedModel,
-                        limits: ServerLimits) -> Router<BasicRequestContext> {
+public func buildRouter(backend: some GenerationBackend, model: ServedModel, limits: ServerLimits,
+                        access: ServerAccess = ServerAccess()) -> Router<BasicRequestContext> {
     let router = Router()
     router.add(middleware: OpenAIErrorMiddleware())
+    if let origin = access.corsOrigin {
+        router.add(middleware: CORSMiddleware(allowOrigin: origin == "*" ? .all : .custom(origin),
+                                              allowHeaders: [.accept, .authorization, .contentType],
+                                              allowMethods: [.get, .post, .options], maxAge: .seconds(600)))
+    }
+    if let key = access.apiKey { router.add(middleware: APIKeyMiddleware(key: Array(key.utf8))) }
     let api = API(backend: backend, model: model)
     let page = chatPage()
     router.get("/") { _, _ in

@@ -33,6 +33,10 @@ struct ServeCommand: ParsableCommand {
     var dequantize = false
     @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
     var adapter: String?
+    @Option(help: "The key every /v1 request must send as `Authorization: Bearer KEY` (default: $LLM_API_KEY; none: the API is open). The chat page asks for it.")
+    var apiKey: String?
+    @Option(help: "The web origin whose pages may call the API from a browser (https://example.org, or * for any); default: none, no CORS headers.")
+    var corsOrigin: String?
     @Option(help: "The largest max_tokens a request may ask for; also the default.") var maxTokens = 512
     @Option(help: "The most messages in one chat request.") var maxMessages = 64
     @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
@@ -47,6 +51,12 @@ struct ServeCommand: ParsableCommand {
         try checkThreads(threads)
         if !(["auto", "nanochat"] + ChatTemplate.builtinNames).contains(chatFormat) {
             throw ValidationError("--chat-format \(chatFormat): choose auto, nanochat, \(ChatTemplate.builtinNames.joined(separator: ", "))")
+        }
+        if let apiKey, apiKey.isEmpty || apiKey.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw ValidationError("--api-key must be non-empty, without spaces")
+        }
+        if let corsOrigin, corsOrigin != "*" && !(corsOrigin.hasPrefix("http://") || corsOrigin.hasPrefix("https://")) {
+            throw ValidationError("--cors-origin \(corsOrigin): give an origin such as https://example.org, or *")
         }
         if maxTokens < 1 || maxMessages < 1 || maxMessageBytes < 1 || maxBodyBytes < 1 {
             throw ValidationError("--max-tokens, --max-messages, --max-message-bytes and --max-body-bytes must be positive")
@@ -71,14 +81,19 @@ struct ServeCommand: ParsableCommand {
 
         try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: maxConcurrent, threads: threads)
         let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: maxConcurrent, threads: threads)
+        let key = apiKey ?? ProcessInfo.processInfo.environment["LLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        let access = ServerAccess(apiKey: key, corsOrigin: corsOrigin)
         let app = buildApplication(backend: engine, model: served,
-                                   configuration: ServerConfiguration(host: host, port: port, limits: limits))
+                                   configuration: ServerConfiguration(host: host, port: port, limits: limits,
+                                                                      access: access))
         var banner = "serving \(modelName) (\(config)) on http://\(host):\(port): chat page at /, API at /v1"
         if served.chat == nil {
             let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
             banner += "\nthe model's vocabulary (\(config.vocabSize)) has no rows for the chat tokens (\(needed) needed): /v1/completions only"
         }
         if let warning = ChatPage.warning { banner += "\nwarning: " + warning }
+        if key != nil { banner += "\n/v1 requires the API key (Authorization: Bearer KEY)" }
+        if let warning = access.warning(host: host) { banner += "\nwarning: " + warning }
         FileHandle.standardError.write(Data((banner + "\n").utf8))
         try runBlocking { try await app.runService() }
         engine.shutdown()
