@@ -129,7 +129,8 @@ struct SftCommand: ParsableCommand {
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
-                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: runOptions.parallel)
+                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: runOptions.parallel,
+                                             status: progress.status)
                 progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
                 var t = trainingConfig()

@@ -79,7 +79,7 @@ struct TrainCommand: ParsableCommand {
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
-                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel)
+                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel, status: progress.status)
                 try checkShapeFlags(against: trainer.config.model, source: resume)
                 progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {

@@ -284,11 +284,15 @@ import Testing
                 }
             }
             // A negative step, and one past the run's end.
+            // (the manifest rewritten, so the edit is not caught as damage first)
             try editJSON(checkpoint + "/state.json", "step", "-5")
+            try RunDirectory.writeChecksumManifest(in: checkpoint)
             expectError(mentioning: checkpoint + "/state.json", "step -5 is not between 0 and the run's 3 steps")
             try editJSON(checkpoint + "/state.json", "step", "4")
+            try RunDirectory.writeChecksumManifest(in: checkpoint)
             expectError(mentioning: checkpoint + "/state.json", "step 4 is not between 0 and the run's 3 steps")
             try writeBytes(original, checkpoint + "/state.json")
+            try RunDirectory.writeChecksumManifest(in: checkpoint)
             // A batch of a billion sequences: refused by the settings' own check.
             try editJSON(run.configPath, "batch", "1000000000")
             expectError(mentioning: run.configPath, "--batch 1000000000")

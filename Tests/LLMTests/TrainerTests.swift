@@ -185,8 +185,10 @@ import Testing
     @Test func badSetupsFailClearly() throws {
         try withTemporaryDirectory { dir in
             let setup = try Setup(dir)
-            _ = try setup.newRun("a", steps: 2)
-            #expect(throws: TrainingError.runExists(runDirectory: dir + "/a")) { try setup.newRun("a") }
+            // A run that has not reached a checkpoint may be started again, but not while its trainer lives.
+            let a = try setup.newRun("a", steps: 2)
+            #expect(throws: TrainingError.runInUse(runDirectory: dir + "/a")) { try setup.newRun("a") }
+            withExtendedLifetime(a) {}
             #expect(throws: TrainingError.noCheckpoint(runDirectory: dir + "/a")) {
                 try Trainer.resume(run: RunDirectory(dir + "/a"), parallel: ParallelFor(threads: 1))
             }

@@ -36,10 +36,11 @@ public struct NewRun {
         self.training = training
     }
 
-    /// Builds everything and returns a trainer at step 0. `status` gets one line per stage.
+    /// Builds everything and returns a trainer at step 0. `status` gets one line per stage. A run already in
+    /// `runDirectory` is refused, unless it never reached a checkpoint: that one is replaced (status says so).
     public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
-        if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+        try run.prepareFreshStart(status: status)  // a run there that never reached a checkpoint is replaced
         try training.validate()
         guard input != nil || trainShards != nil else { throw TrainingError.invalidConfig("give --input FILE or --train PATTERN") }
         if case let .fresh(shape) = model, training.seq > shape.maxSeqLen {

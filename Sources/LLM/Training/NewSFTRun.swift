@@ -41,10 +41,11 @@ public struct NewSFTRun {
     }
 
     /// Loads the model, grows its vocabulary to hold nanochat's chat tokens if it is trained in that format and
-    /// needs them, and returns a trainer at step 0.
+    /// needs them, and returns a trainer at step 0. A run already in `runDirectory` is refused, unless it never
+    /// reached a checkpoint: that one is replaced (`status` says so).
     public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
-        if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+        try run.prepareFreshStart(status: status)  // a run there that never reached a checkpoint is replaced
         try ConversationLoader.checkHeldOutFraction(valFraction)
         var config = training
         config.conversations = .init(train: absolute(data), val: valData.map(absolute), valFraction: valFraction)

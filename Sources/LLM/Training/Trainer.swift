@@ -52,26 +52,40 @@ public final class Trainer {
     private let samplePrompt: [Int32]
     /// SFT: the chat format (nanochat's, or the run's chat template), and the user text the sample answers.
     private let chat: (format: any ChatFormat, question: String)?
+    /// The lock on config.json of a run this trainer started (see `start`).
+    private var runLock: RunLock?
+    /// Damaged checkpoints `resume` passed over, removed when this trainer writes its first checkpoint.
+    private var damagedCheckpoints: [String] = []
     /// A KV-cache generator over the same weights, made on first use.
     private lazy var sampler = Generator(weights: model.weights, parallel: model.parallel)
 
     private var training: TrainingConfig { config.training }
 
-    /// Starts a new run in `run` (which must not hold one): writes config.json, then trains from `weights`.
+    /// Starts a new run in `run`: writes config.json, then trains from `weights`. A run already there is
+    /// refused unless it never reached a checkpoint, which is replaced (`RunDirectory.prepareFreshStart`;
+    /// `status` says so). The trainer holds a lock on config.json while it lives, so another fresh start into
+    /// the same folder does not replace this run while it trains towards its first checkpoint.
     public static func start(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer,
-                             parallel: ParallelFor) throws -> Trainer {
-        if FileManager.default.fileExists(atPath: run.configPath) { throw TrainingError.runExists(runDirectory: run.path) }
+                             parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
+        try run.prepareFreshStart(status: status)
         do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
             throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
         }
         let trainer = try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
                                   resumeFrom: nil)
         try run.writeConfig(config)  // last: a start that fails leaves no run behind to block the next attempt
+        trainer.runLock = RunLock(run)
         return trainer
     }
 
-    /// Continues a run from its latest complete checkpoint.
-    public static func resume(run: RunDirectory, parallel: ParallelFor) throws -> Trainer {
+    /// Continues a run from its newest intact checkpoint. First removes what interrupted writes left
+    /// (`RunDirectory.removeLeftovers`), then checks the checkpoints newest first against their checksums
+    /// (`RunDirectory.latestIntactCheckpoint`): a damaged one is passed over for the next older. `status` gets
+    /// one line for each leftover removed, each checkpoint passed over (which, the file, what is wrong), and a
+    /// checkpoint resumed unverified because it predates checksums. Throws `noCheckpoint` for a run that never
+    /// reached one (start it again instead) and `noIntactCheckpoint`, naming each, when all are damaged.
+    public static func resume(run: RunDirectory, parallel: ParallelFor,
+                              status: (String) -> Void = { _ in }) throws -> Trainer {
         let config = try run.readConfig()
         // Check what the files say before anything is sized from it: the settings and the shape, then that the
         // weights, moments and activations fit in memory (before the weights are even read).
@@ -87,8 +101,14 @@ public final class Trainer {
             let reason = if case .invalidConfig(let why)? = error as? TrainingError { why } else { "\(error)" }
             throw TrainingError.invalidConfig("\(run.configPath): \(reason)")
         }
-        run.removeIncompleteCheckpoints()
-        guard let latest = run.checkpoints().last else { throw TrainingError.noCheckpoint(runDirectory: run.path) }
+        for leftover in run.removeLeftovers() { status("removed \(leftover), left by an interrupted write") }
+        let latest = try run.latestIntactCheckpoint()
+        for damaged in latest.skipped {
+            status("skipping damaged checkpoint \(damaged) (it is removed when the next checkpoint is written)")
+        }
+        if !latest.verified {
+            status("\(latest.path) has no \(RunDirectory.checksumsName) (written before checkpoints had one): resuming from it unverified")
+        }
         guard let weightsPath = RunDirectory.weightsPath(in: latest.path) else {
             throw FormatError.unreadable(path: latest.path, reason: "the checkpoint holds no weights")
         }
@@ -101,8 +121,10 @@ public final class Trainer {
             throw TrainingError.shapeMismatch("\(weightsPath): shape \(weights.config) differs from config.json's \(config.model)")
         }
         let tokenizer = try loadTokenizer(config.training.tokenizer, run: run)
-        return try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
-                           resumeFrom: latest.path)
+        let trainer = try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
+                                  resumeFrom: latest.path)
+        trainer.damagedCheckpoints = latest.skipped.map(\.path)
+        return trainer
     }
 
     /// A LoRA run's frozen base (kept in its GGUF blocks where the run says so and `quantized` allows) with the
@@ -345,7 +367,8 @@ public final class Trainer {
     /// Writes a checkpoint of the current step.
     public func checkpoint() throws {
         let state = CheckpointState(step: step, trainLoader: trainLoader.state, sampleRNG: sampleRNG.state, config: config)
-        try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints)
+        try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints, superseding: damagedCheckpoints)
+        damagedCheckpoints = []
         try runLog.append(RunLogRecord(kind: .info, step: step, message: "checkpoint step_\(String(format: "%06d", step))"))
     }
 }

@@ -157,14 +157,23 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case notARun(runDirectory: String, reason: String)
     case runExists(runDirectory: String)
     case nonFinite(step: Int, what: String)
+    /// Every checkpoint of the run is damaged (newest first).
+    case noIntactCheckpoint(runDirectory: String, damaged: [DamagedCheckpoint])
+    /// A fresh start into a folder whose run a trainer is still running (before its first checkpoint).
+    case runInUse(runDirectory: String)
 
     public var description: String {
         switch self {
         case .invalidConfig(let why): "invalid training configuration: \(why)"
         case .shapeMismatch(let why): why
-        case .noCheckpoint(let dir): "\(dir): no complete checkpoint to resume from"
+        case .noCheckpoint(let dir):
+            "\(dir): no checkpoint to resume from: the run never reached one; start it again with the same --out to restart it"
         case let .notARun(dir, reason): "\(dir): not a training run (\(reason))"
         case .runExists(let dir): "\(dir) already holds a run; resume it with --resume \(dir) or choose another --out"
+        case let .noIntactCheckpoint(dir, damaged):
+            "\(dir): no intact checkpoint to resume from: " + damaged.map(\.description).joined(separator: "; ")
+        case .runInUse(let dir):
+            "\(dir): a trainer is still running this run (it holds config.json's lock); stop it or choose another --out"
         case let .nonFinite(step, what):
             "step \(step): \(what) is not finite; stopping (the last checkpoint is intact; --skip-nonfinite skips such steps)"
         }
