@@ -17,6 +17,8 @@ public struct ServerLimits: Sendable {
     public var maxTokens = 512
     /// The most stop sequences in `stop` (OpenAI's limit).
     public var maxStopSequences = 4
+    /// The longest stop sequence, in UTF-8 bytes.
+    public var maxStopSequenceBytes = 1024
 
     public init() {}
 }
@@ -102,6 +104,9 @@ struct SamplingFields: Decodable {
         let stops = (stop?.values ?? []).filter { !$0.isEmpty }
         guard stops.count <= limits.maxStopSequences else {
             throw .invalid("at most \(limits.maxStopSequences) stop sequences", param: "stop")
+        }
+        if stops.contains(where: { $0.utf8.count > limits.maxStopSequenceBytes }) {
+            throw .invalid("a stop sequence may be at most \(limits.maxStopSequenceBytes) bytes long", param: "stop")
         }
         guard prompt.count < model.contextLength else {
             throw .invalid("the prompt is \(prompt.count) tokens; the model's context is \(model.contextLength), and the reply needs at least one",

@@ -11,39 +11,78 @@ struct ReplyOutcome: Sendable {
 }
 
 /// The text of a reply as its tokens arrive. Text that might be the start of a stop sequence is held back
-/// until the next tokens show whether it is one; a stop sequence ends the reply and is not part of it.
+/// until the next tokens show whether it is one; a stop sequence ends the reply and is not part of it (the first
+/// one to be complete, when several overlap). Matching runs over the text's UTF-8 bytes with one
+/// Knuth–Morris–Pratt automaton per stop sequence: each byte costs a constant amortized step per sequence, so a
+/// reply's matching is linear in its length whatever the stop sequences are (the number and length of which
+/// `ServerLimits` bounds as well).
 struct ReplyText {
     private var decoder: StreamingDecoder
-    private let stopSequences: [String]
-    /// Decoded text not handed out yet: a tail that could still grow into a stop sequence.
-    private var held = ""
+    private var matchers: [StopMatcher]
+    /// Decoded bytes not handed out yet: a tail that could still grow into a stop sequence.
+    private var held = [UInt8]()
 
     init(tokenizer: Tokenizer, stopSequences: [String]) {
         decoder = StreamingDecoder(tokenizer: tokenizer)
-        self.stopSequences = stopSequences
+        matchers = stopSequences.filter { !$0.isEmpty }.map(StopMatcher.init)
     }
 
     /// The text that can go out after `token` ("" while a character or a possible stop sequence is
     /// incomplete), and whether a stop sequence has ended the reply.
     mutating func push(_ token: Int32) -> (text: String, stopped: Bool) {
         // Every id the tokenizer cannot decode is a stop token (`ServedModel.stopTokens`), so this never fails.
-        held += (try? decoder.push(token)) ?? ""
-        if let cut = stopSequences.compactMap({ held.firstRange(of: $0)?.lowerBound }).min() {
-            defer { held = "" }
-            return (String(held[..<cut]), true)
+        let piece = (try? decoder.push(token)) ?? ""
+        for byte in piece.utf8 {
+            held.append(byte)
+            var cut: Int?
+            for i in matchers.indices where matchers[i].feed(byte) {
+                cut = min(cut ?? .max, held.count - matchers[i].pattern.count)
+            }
+            if let cut {
+                defer { held = [] }
+                return (String(decoding: held[..<cut], as: UTF8.self), true)
+            }
         }
-        let keep = stopSequences.map { stop in
-            (1..<max(stop.count, 1)).last { held.hasSuffix(stop.prefix($0)) } ?? 0
-        }.max() ?? 0
-        defer { held = String(held.suffix(keep)) }
-        return (String(held.dropLast(keep)), false)
+        // Hold back the longest partial match: it starts at a character boundary, since every stop sequence does.
+        let keep = matchers.reduce(0) { max($0, $1.matched) }
+        defer { held.removeFirst(held.count - keep) }
+        return (String(decoding: held[..<(held.count - keep)], as: UTF8.self), false)
     }
 
     /// What is left when generation ends without a stop sequence: held text, and any incomplete character
     /// as U+FFFD.
     mutating func finish() -> String {
-        defer { held = "" }
-        return held + decoder.finish()
+        defer { held = [] }
+        return String(decoding: held, as: UTF8.self) + decoder.finish()
+    }
+}
+
+/// Knuth–Morris–Pratt over bytes: how much of `pattern` the bytes fed so far end with.
+struct StopMatcher {
+    let pattern: [UInt8]
+    /// failure[k]: the longest proper prefix of pattern[..<k+1] that is also its suffix.
+    private let failure: [Int]
+    /// Bytes of the pattern the text currently ends with.
+    private(set) var matched = 0
+
+    init(_ stop: String) {
+        pattern = Array(stop.utf8)
+        var failure = [Int](repeating: 0, count: pattern.count), k = 0
+        for i in pattern.indices.dropFirst() {
+            while k > 0 && pattern[i] != pattern[k] { k = failure[k - 1] }
+            if pattern[i] == pattern[k] { k += 1 }
+            failure[i] = k
+        }
+        self.failure = failure
+    }
+
+    /// Feeds one byte; true when the text now ends with the whole pattern (which then starts matching afresh).
+    mutating func feed(_ byte: UInt8) -> Bool {
+        while matched > 0 && pattern[matched] != byte { matched = failure[matched - 1] }
+        if pattern[matched] == byte { matched += 1 }
+        guard matched == pattern.count else { return false }
+        matched = failure[matched - 1]
+        return true
     }
 }
 
