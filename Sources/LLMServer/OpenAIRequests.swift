@@ -19,6 +19,11 @@ public struct ServerLimits: Sendable {
     public var maxStopSequences = 4
     /// The longest stop sequence, in UTF-8 bytes.
     public var maxStopSequenceBytes = 1024
+    /// Seconds a request's body may take to arrive once its headers have (408 beyond).
+    public var bodySeconds = 30
+    /// Seconds a connection may sit without sending: between requests, or in the middle of a request's headers
+    /// or body (then it is closed). A reply being generated or streamed is not idle.
+    public var idleSeconds = 30
 
     public init() {}
 }
@@ -228,13 +233,29 @@ extension KeyedDecodingContainer {
 /// Reads the body (at most `limits.maxBodyBytes`) and decodes it as `T`; every failure is an `APIError`.
 func decodeBody<T: Decodable>(_: T.Type, from request: inout Request, limits: ServerLimits) async throws -> T {
     let body: ByteBuffer
-    do { body = try await request.collectBody(upTo: limits.maxBodyBytes) } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+    do { body = try await collectBody(of: request, limits: limits) } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
         throw APIError(status: .contentTooLarge, message: "the request body is larger than this server's limit of \(limits.maxBodyBytes) bytes")
     }
+    request.body = .init(buffer: body)  // as Request.collectBody leaves it, for the handlers that read it again
     do {
         return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
     } catch let error as DecodingError {
         throw describe(error)
+    }
+}
+
+/// The whole body, within `limits.bodySeconds` from the end of the headers: a client that sends its body a
+/// byte at a time (holding a connection and a handler) gets a 408 instead of keeping them.
+private func collectBody(of request: Request, limits: ServerLimits) async throws -> ByteBuffer {
+    let body = request.body, maxBytes = limits.maxBodyBytes, seconds = limits.bodySeconds
+    return try await withThrowingTaskGroup(of: ByteBuffer.self) { group in
+        group.addTask { try await body.collect(upTo: maxBytes) }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw APIError(status: .requestTimeout, message: "the request body took more than \(seconds) seconds to arrive")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
     }
 }
 

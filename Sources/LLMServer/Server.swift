@@ -26,6 +26,7 @@ public func buildApplication(backend: some GenerationBackend, model: ServedModel
                              configuration: ServerConfiguration) -> some ApplicationProtocol {
     Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits,
                                     access: configuration.access),
+                server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.limits.idleSeconds)))),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                      serverName: "llm"))
 }
