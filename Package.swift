@@ -36,6 +36,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        // Hummingbird's own transport; named for its HTTP/1 parser errors (a malformed request is a 400).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // Resources: GPT-2's vocabulary files, and the CUDA C kernel sources NVRTC compiles at run time.
@@ -49,7 +51,8 @@ let package = Package(
         // LLM library for training or inference do not pull in SwiftNIO.
         .target(
             name: "LLMServer",
-            dependencies: ["LLM", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["LLM", .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
             resources: [.copy("Resources/chat.html")]),
         .executableTarget(
             name: "llm",

@@ -58,6 +58,7 @@ health || { cat "$work/server.log"; echo "ci_server_check: no /health after 60 s
 
 status=0
 "$python" scripts/openai_client.py --port "$port" || status=1
+python3 scripts/http_framing_check.py --port "$port" || status=1
 
 kill -TERM "$pid"
 for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done

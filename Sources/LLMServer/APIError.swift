@@ -2,6 +2,7 @@
 // or the router throws into it, so that no request gets an empty or HTML error and none takes the server down.
 import Foundation
 import Hummingbird
+import NIOHTTP1
 
 /// An error answered as `{"error": {"message", "type", "param", "code"}}` with an HTTP status.
 struct APIError: Error, Sendable {
@@ -71,6 +72,8 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw error  // the client went away: there is no one to answer
         } catch let error as any HTTPResponseError {
             return APIError(status: error.status, message: error.status.reasonPhrase).response
+        } catch let error as HTTPParserError {  // malformed framing in the body (a bad chunk size, say)
+            return APIError.invalid("malformed HTTP request: \(error)").response
         } catch {
             context.logger.error("request failed: \(error)")
             return APIError(status: .internalServerError, message: "internal error: \(error)").response
