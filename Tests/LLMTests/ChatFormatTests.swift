@@ -136,7 +136,12 @@ import Testing
                     #expect(!error.description.contains("\n"))
                 }
             }
-            #expect(throws: ChatFormatError.self) { try Conversation.readJSONL(path: dir + "/missing.jsonl") }
+            #expect(throws: ChatFormatError.unreadable(path: dir + "/missing.jsonl", reason: "no such file")) {
+                try Conversation.readJSONL(path: dir + "/missing.jsonl")
+            }
+            #expect(throws: ChatFormatError.unreadable(path: dir, reason: "a directory, not a JSONL file of conversations")) {
+                try Conversation.readJSONL(path: dir)
+            }
         }
     }
 

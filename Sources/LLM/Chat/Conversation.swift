@@ -63,8 +63,15 @@ public struct Conversation: Codable, Sendable, Equatable {
     /// file and the 1-based line.
     public static func readJSONL(path: String) throws(ChatFormatError) -> [Conversation] {
         let data: Data
+        var directory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &directory) else {
+            throw .unreadable(path: path, reason: "no such file")
+        }
+        guard !directory.boolValue else {
+            throw .unreadable(path: path, reason: "a directory, not a JSONL file of conversations")
+        }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .unreadable(path: path, reason: error.localizedDescription)
+            throw .unreadable(path: path, reason: "\((error as NSError).localizedFailureReason ?? error.localizedDescription)")
         }
         var out = [Conversation]()
         var lineNumber = 0
