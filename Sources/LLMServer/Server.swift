@@ -21,14 +21,17 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// The server, ready for `runService()` (which shuts down gracefully on SIGINT and SIGTERM).
+/// The server, ready for `runService()` (which shuts down gracefully on SIGINT and SIGTERM). `onServerRunning`
+/// is called once it listens, with its port (the one the system picked for port 0).
 public func buildApplication(backend: some GenerationBackend, model: ServedModel,
-                             configuration: ServerConfiguration) -> some ApplicationProtocol {
+                             configuration: ServerConfiguration,
+                             onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits,
                                     access: configuration.access),
                 server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.limits.idleSeconds)))),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port),
-                                     serverName: "llm"))
+                                     serverName: "llm"),
+                onServerRunning: { await onServerRunning($0.localAddress?.port ?? configuration.port) })
 }
 
 /// Every route; errors anywhere, unknown routes included, come back in OpenAI's error shape.

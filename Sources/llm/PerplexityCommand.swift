@@ -23,7 +23,7 @@ struct PerplexityCommand: ParsableCommand {
     @Flag(help: "Expand a quantized GGUF model to float32 instead of computing from its blocks.") var dequantize = false
     @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
     var adapter: String?
-    @OptionGroup var tokenizerOptions: TokenizerOptions
+    @OptionGroup var tokenizerOptions: ModelTokenizerOptions
 
     func validate() throws {
         try checkRange(context, "--context", 4...1_000_000)

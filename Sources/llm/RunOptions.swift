@@ -5,8 +5,9 @@ import Foundation
 import LLM
 
 struct RunOptions: ParsableArguments {
-    @Option(help: "Run directory (default: runs/<name>-<time>).") var out: String?
-    @Option(help: "Continue the run in this directory from its latest checkpoint.") var resume: String?
+    @Option(help: "Run directory (default: runs/<name>-<time>, and the link runs/latest then points at it).") var out: String?
+    @Option(help: "Continue the run in this directory (or the one a link such as runs/latest points at) from its latest checkpoint.")
+    var resume: String?
     @Option(help: "Steps between validation passes (0: never).") var evalEvery = 50
     @Option(help: "Batches per validation pass.") var evalBatches = 10
     @Option(help: "Steps between text samples (0: never).") var sampleEvery = 100
@@ -40,6 +41,14 @@ struct RunOptions: ParsableArguments {
         t.checkpointEvery = checkpointEvery
         t.keepCheckpoints = keepCheckpoints
         t.skipNonFinite = skipNonfinite
+    }
+
+    /// The new run's directory for its status line, with `(runs/latest)` where that link now points at it.
+    func runName(_ trainer: Trainer) -> String {
+        guard out == nil else { return trainer.run.path }
+        let link = (trainer.run.path as NSString).deletingLastPathComponent + "/" + RunDirectory.latestLinkName
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) ?? ""
+        return target == (trainer.run.path as NSString).lastPathComponent ? "\(trainer.run.path) (\(link))" : trainer.run.path
     }
 
     /// Trains to the end (or --stop-after steps), showing progress, then prints the run, the final model and

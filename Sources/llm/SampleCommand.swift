@@ -24,8 +24,10 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "Prompt text.") var prompt: String?
     @Option(help: "Prompt token ids, comma-separated.") var promptIds: String?
     @Option(help: "Most tokens to generate.") var maxNewTokens = 256
-    @Option(help: "Sampling temperature; 0 always takes the most likely token.") var temperature: Float = 1
-    @Option(help: "Sample among the K most likely tokens only.") var topK: Int?
+    @Option(help: "Sampling temperature: 0 always takes the most likely token, 1 samples the model's distribution as it is; the default is what training's samples use.")
+    var temperature: Float = 0.8
+    @Option(help: "Sample among the K most likely tokens only (0 for all); the default is what training's samples use.")
+    var topK = 40
     @Option(help: "Then keep the fewest most likely tokens whose probability reaches P.") var topP: Float = 1
     @Option(help: "Sampler seed: the same seed gives the same tokens.") var seed: UInt64 = 1337
     @Option(help: "Output: text or ids.") var format: Format = .text
@@ -37,7 +39,7 @@ struct SampleCommand: ParsableCommand {
     var dequantize = false
     @Option(help: "A LoRA adapter to run on top of the model: a PEFT folder (adapter_config.json + adapter_model.safetensors), from `llm sft --lora-rank` or PEFT.")
     var adapter: String?
-    @OptionGroup var tokenizerOptions: TokenizerOptions
+    @OptionGroup var tokenizerOptions: ModelTokenizerOptions
 
     @OptionGroup var device: DeviceOption
 
@@ -49,13 +51,13 @@ struct SampleCommand: ParsableCommand {
             throw ValidationError("--prompt-ids must be comma-separated token ids, such as 464,3290")
         }
         if !parameters.isValid {
-            throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 1 and --top-p in (0, 1]")
+            throw ValidationError("--max-new-tokens must be ≥ 0, --temperature ≥ 0, --top-k ≥ 0 and --top-p in (0, 1]")
         }
         try checkThreads(threads)
     }
 
     private var parameters: GenerateParameters {
-        GenerateParameters(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP, seed: seed,
+        GenerateParameters(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK == 0 ? nil : topK, topP: topP, seed: seed,
                            useKVCache: !noCache)
     }
 

@@ -25,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "A GGUF file, a Hugging Face folder, an llm.c .bin checkpoint, or a run directory from `llm train` or `llm sft` (its newest weights and its tokenizer).")
     var model: String
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0: any free one, logged at startup).") var port = 8000
+    @Option(help: "Port to listen on (0: any free one, which the banner shows).") var port = 8000
     @Option(help: "The model's id in the API (default: --model's last component, without .bin).") var name: String?
     @Option(help: "Requests that generate at once, batched; more wait in a queue.") var maxConcurrent = 4
     @Option(help: "Compute threads (default: all cores).") var threads: Int?
@@ -41,7 +41,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The most messages in one chat request.") var maxMessages = 64
     @Option(help: "The longest message or prompt, in UTF-8 bytes.") var maxMessageBytes = 32_768
     @Option(help: "The largest request body, in bytes.") var maxBodyBytes = 1 << 20
-    @OptionGroup var tokenizerOptions: TokenizerOptions
+    @OptionGroup var tokenizerOptions: ModelTokenizerOptions
     @Option(help: "The chat format: auto (the model's own template, or nanochat's for a model trained here), nanochat, or a built-in template: \(ChatTemplate.builtinNames.joined(separator: ", ")).")
     var chatFormat = "auto"
 
@@ -69,8 +69,8 @@ struct ServeCommand: ParsableCommand {
                                                               quantized: !dequantize, adapter: adapter) }
         guard let loaded else { return }
         let config = loaded.weights.config
-        // A run directory is named for itself, not for its model.bin.
-        let file = URL(fileURLWithPath: model).standardized.lastPathComponent
+        // A run directory is named for itself, not for its model.bin, and runs/latest for the run it points at.
+        let file = URL(fileURLWithPath: RunDirectory.resolvingLinks(model)).standardized.lastPathComponent
         let modelName = name ?? (file.hasSuffix(".bin") ? String(file.dropLast(4)) : file.hasSuffix(".gguf") ? String(file.dropLast(5)) : file)
         let served = ServedModel(name: modelName, tokenizer: loaded.tokenizer, config: config, format: loaded.chatFormat)
         var limits = ServerLimits()
@@ -83,21 +83,68 @@ struct ServeCommand: ParsableCommand {
         let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: maxConcurrent, threads: threads)
         let key = apiKey ?? ProcessInfo.processInfo.environment["LLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let access = ServerAccess(apiKey: key, corsOrigin: corsOrigin)
-        let app = buildApplication(backend: engine, model: served,
-                                   configuration: ServerConfiguration(host: host, port: port, limits: limits,
-                                                                      access: access))
-        var banner = "serving \(modelName) (\(config)) on http://\(host):\(port): chat page at /, API at /v1"
+        var notes = ""
         if served.chat == nil {
             let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
-            banner += "\nthe model's vocabulary (\(config.vocabSize)) has no rows for the chat tokens (\(needed) needed): /v1/completions only"
+            notes += "\nthe model's vocabulary (\(config.vocabSize)) has no rows for the chat tokens (\(needed) needed): /v1/completions only"
         }
-        if let warning = ChatPage.warning { banner += "\nwarning: " + warning }
-        if key != nil { banner += "\n/v1 requires the API key (Authorization: Bearer KEY)" }
-        if let warning = access.warning(host: host) { banner += "\nwarning: " + warning }
-        FileHandle.standardError.write(Data((banner + "\n").utf8))
-        try runBlocking { try await app.runService() }
+        if let warning = ChatPage.warning { notes += "\nwarning: " + warning }
+        if key != nil { notes += "\n/v1 requires the API key (Authorization: Bearer KEY)" }
+        if let warning = access.warning(host: host) { notes += "\nwarning: " + warning }
+        // The banner once the server listens (with the port it got, for --port 0), never before: a port in use
+        // is an error, not a false "serving".
+        let listening = ListeningFlag()
+        let (address, description, notesText) = (host, "\(config)", notes)
+        let app = buildApplication(backend: engine, model: served,
+                                   configuration: ServerConfiguration(host: host, port: port, limits: limits,
+                                                                      access: access)) { port in
+            listening.set()
+            let banner = "serving \(modelName) (\(description)) on http://\(address):\(port): chat page at /, API at /v1" + notesText
+            FileHandle.standardError.write(Data((banner + "\n").utf8))
+        }
+        do {
+            try runBlocking { try await app.runService() }
+        } catch where !listening.isSet {
+            engine.shutdown()
+            FileHandle.standardError.write(Data("llm: error: cannot listen on \(host):\(port): \(listenFailure(error))\n".utf8))
+            Foundation.exit(1)
+        }
         engine.shutdown()
     }
+}
+
+/// Set once the server listens; read after it stops.
+private final class ListeningFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
+}
+
+/// Why the server could not listen, in words: SwiftNIO's `IOError` carries the system's errno (`bind(…): Address
+/// already in use (errno: 98)`), which is named with the usual remedy; any other error as it describes itself.
+private func listenFailure(_ error: any Error) -> String {
+    let text = String(describing: error)
+    guard let code = errnoCode(of: error) else { return text }
+    switch code {
+    case EADDRINUSE: return "the address is already in use (another server? pick another --port, or 0 for any free one)"
+    case EACCES: return "permission denied (ports below 1024 need privileges: pick another --port)"
+    case EADDRNOTAVAIL: return "the address is not one of this machine's (check --host)"
+    default: return String(cString: strerror(code)) + " (errno \(code))"
+    }
+}
+
+/// The errno an error carries: SwiftNIO's `IOError` (this target does not import NIO) holds it as `error: .errno(N)`,
+/// and says it as "(errno: N)".
+private func errnoCode(of error: any Error) -> Int32? {
+    for child in Mirror(reflecting: error).children where child.label == "error" {
+        for inner in Mirror(reflecting: child.value).children where inner.label == "errno" {
+            if let code = inner.value as? Int32 { return code }
+        }
+    }
+    let text = String(describing: error)
+    guard let range = text.range(of: "(errno: ", options: .backwards) else { return nil }
+    return Int32(text[range.upperBound...].prefix { $0.isNumber })
 }
 
 /// Runs `body` on the Swift concurrency pool and blocks the calling thread until it returns: the `llm`

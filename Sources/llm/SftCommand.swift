@@ -129,9 +129,10 @@ struct SftCommand: ParsableCommand {
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
-                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: runOptions.parallel,
-                                             status: progress.status)
-                progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
+                // Through a link such as runs/latest, the run it names now: checkpoints keep going there if it moves.
+                trainer = try Trainer.resume(run: RunDirectory(RunDirectory.resolvingLinks(resume)),
+                                             parallel: runOptions.parallel, status: progress.status)
+                progress.status("resuming \(trainer.run.path) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
                 var t = trainingConfig()
                 t.conversations = nil  // NewSFTRun fills it in
@@ -144,8 +145,9 @@ struct SftCommand: ParsableCommand {
                 job.epochs = steps == nil ? epochs : nil
                 job.lora = loraConfig
                 job.quantizedBase = !dequantize
+                job.linksLatest = runOptions.out == nil  // runs/latest, for runs in the default folder
                 trainer = try job.start(parallel: runOptions.parallel, status: progress.status)
-                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters\(trainer.config.lora == nil ? "" : " (frozen)")")
+                progress.status("run \(runOptions.runName(trainer)): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters\(trainer.config.lora == nil ? "" : " (frozen)")")
             }
             try runOptions.train(trainer, progress: progress)
         }

@@ -10,29 +10,41 @@ struct TokenizerCommand: ParsableCommand {
         subcommands: [Encode.self, Decode.self, Train.self, Bench.self])
 }
 
-/// `--tokenizer gpt2|PATH`, shared by every command that tokenizes.
+/// `--tokenizer gpt2|PATH` for the commands that tokenize without a model (`llm prepare`, `llm tokenizer …`).
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "gpt2 (bundled, the default), a tokenizer file from `llm tokenizer train`, a Hugging Face folder or tokenizer.json, a GGUF model file, or llm.c's gpt2_tokenizer.bin (decode only).")
+    @Option(help: "gpt2 (bundled; the default), a tokenizer file (from `llm tokenizer train`, or a run's own: RUN_DIR/tokenizer.tok when it was trained with --input), a Hugging Face folder or tokenizer.json, a GGUF model file, or llm.c's gpt2_tokenizer.bin (decode only).")
     var tokenizer: String?
 
-    func load() throws -> Tokenizer {
-        guard let tokenizer else { return try Tokenizer.gpt2() }
-        switch try TokenizerSource.of(tokenizer) {
-        case .gpt2: return try Tokenizer.gpt2()
-        case .projectFile: return try Tokenizer.load(tokenizer)
-        case .llmcDecoder: return try Tokenizer.llmcDecoder(tokenizer)
-        case .huggingFaceFolder: return try Tokenizer.loadHuggingFace(folder: tokenizer)
-        case .huggingFaceJSON:
-            // tokenizer_config.json and generation_config.json beside it, as in a model folder.
-            let folder = (tokenizer as NSString).deletingLastPathComponent
-            func sibling(_ name: String) -> String? {
-                let path = (folder as NSString).appendingPathComponent(name)
-                return FileManager.default.fileExists(atPath: path) ? path : nil
-            }
-            return try Tokenizer.loadHuggingFace(tokenizerJSON: tokenizer, config: sibling("tokenizer_config.json"),
-                                                 generationConfig: sibling("generation_config.json"))
-        case .gguf: return try Tokenizer(gguf: try GGUFFile.open(tokenizer).metadata, path: tokenizer)
+    func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer) }
+}
+
+/// `--tokenizer gpt2|PATH` for the commands that run a model (`llm sample`, `llm serve`, `llm perplexity`): the
+/// model brings its own unless told otherwise.
+struct ModelTokenizerOptions: ParsableArguments {
+    @Option(help: "Use this tokenizer instead of the model's own: gpt2 (bundled), a tokenizer file from `llm tokenizer train`, a Hugging Face folder or tokenizer.json, or a GGUF model file. Default: the model's own (a run directory's, a GGUF file's, a Hugging Face folder's); gpt2 for an llm.c .bin.")
+    var tokenizer: String?
+
+    func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer) }
+}
+
+/// A tokenizer by name or path (see `TokenizerSource`); nil is GPT-2's.
+func loadTokenizer(named tokenizer: String?) throws -> Tokenizer {
+    guard let tokenizer else { return try Tokenizer.gpt2() }
+    switch try TokenizerSource.of(tokenizer) {
+    case .gpt2: return try Tokenizer.gpt2()
+    case .projectFile: return try Tokenizer.load(tokenizer)
+    case .llmcDecoder: return try Tokenizer.llmcDecoder(tokenizer)
+    case .huggingFaceFolder: return try Tokenizer.loadHuggingFace(folder: tokenizer)
+    case .huggingFaceJSON:
+        // tokenizer_config.json and generation_config.json beside it, as in a model folder.
+        let folder = (tokenizer as NSString).deletingLastPathComponent
+        func sibling(_ name: String) -> String? {
+            let path = (folder as NSString).appendingPathComponent(name)
+            return FileManager.default.fileExists(atPath: path) ? path : nil
         }
+        return try Tokenizer.loadHuggingFace(tokenizerJSON: tokenizer, config: sibling("tokenizer_config.json"),
+                                             generationConfig: sibling("generation_config.json"))
+    case .gguf: return try Tokenizer(gguf: try GGUFFile.open(tokenizer).metadata, path: tokenizer)
     }
 }
 
@@ -128,7 +140,7 @@ extension TokenizerCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Time encoding a text file (single-threaded, and with --threads N the parallel path).",
-            discussion: "The last line is JSON: {\"tool\", \"mb_per_s\", \"tokens\", ...}, like reference/tiktoken_bench.py.")
+            discussion: "The last line is JSON: {\"tool\", \"mb_per_s\", \"tokens\", ...}, like reference/tiktoken_bench.py. Both lines count the tokens as a token shard holds the file: the document separator (<|endoftext|> for GPT-2) that starts it, then the file's tokens; tiktoken_bench.py counts the same.")
         @OptionGroup var options: TokenizerOptions
         @Option(help: "The text file to encode.") var input: String
         @Option(help: "Timed repetitions.") var repeats = 5
@@ -159,9 +171,13 @@ extension TokenizerCommand {
                 }
                 let median = times.sorted()[times.count / 2]
                 let mbps = Double(bytes.count) / 1e6 / median
-                print(String(format: "%@: %d bytes -> %d tokens, median %.1f ms, %.2f MB/s (%d thread%@)", input,
-                             bytes.count, count, median * 1e3, mbps, threads, threads == 1 ? "" : "s"))
-                print(String(format: "{\"tool\": \"llm\", \"mb_per_s\": %.3f, \"tokens\": %d, \"threads\": %d}", mbps, count + 1, threads))
+                // As a shard holds the file, and as tiktoken_bench.py counts: its document separator, then its tokens.
+                let separator = tok.documentSeparator.map { tok.name(of: $0) ?? "separator \($0)" }
+                let tokens = count + (separator == nil ? 0 : 1)
+                let counted = separator.map { " (\(count) + the \($0) that starts the stream)" } ?? ""
+                print("\(input): \(bytes.count) bytes -> \(tokens) tokens\(counted), " + String(format: "median %.1f ms, %.2f MB/s (%d thread%@)",
+                             median * 1e3, mbps, threads, threads == 1 ? "" : "s"))
+                print(String(format: "{\"tool\": \"llm\", \"mb_per_s\": %.3f, \"tokens\": %d, \"threads\": %d}", mbps, tokens, threads))
             }
         }
     }

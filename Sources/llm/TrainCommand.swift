@@ -79,20 +79,24 @@ struct TrainCommand: ParsableCommand {
             let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
-                trainer = try Trainer.resume(run: RunDirectory(resume), parallel: parallel, status: progress.status)
+                // Through a link such as runs/latest, the run it names now: checkpoints keep going there if it moves.
+                trainer = try Trainer.resume(run: RunDirectory(RunDirectory.resolvingLinks(resume)), parallel: parallel,
+                                             status: progress.status)
                 try checkShapeFlags(against: trainer.config.model, source: resume)
-                progress.status("resuming \(resume) at step \(trainer.step) of \(trainer.config.training.steps)")
+                progress.status("resuming \(trainer.run.path) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
                 var input = input
                 if let name = input, let known = KnownDataset(rawValue: name), !FileManager.default.fileExists(atPath: name) {
                     progress.status("fetching \(name) (\(known.url))")
                     input = try known.cachedFile()
                 }
-                trainer = try NewRun(runDirectory: runOptions.out ?? defaultRunDirectory(), model: try modelChoice(),
-                                     tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
-                                     training: try trainingConfig()).start(parallel: parallel, status: progress.status)
+                var job = NewRun(runDirectory: runOptions.out ?? defaultRunDirectory(), model: try modelChoice(),
+                                 tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
+                                 training: try trainingConfig())
+                job.linksLatest = runOptions.out == nil  // runs/latest, for runs in the default folder
+                trainer = try job.start(parallel: parallel, status: progress.status)
                 if `init` != nil { try checkShapeFlags(against: trainer.config.model, source: `init`!) }
-                progress.status("run \(trainer.run.path): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
+                progress.status("run \(runOptions.runName(trainer)): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
             }
             try runOptions.train(trainer, progress: progress)
         }

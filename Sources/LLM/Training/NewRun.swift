@@ -24,6 +24,9 @@ public struct NewRun {
     public var valShards: String?
     public var training: TrainingConfig     // its shard and tokenizer fields are filled in here
     public var valFraction = 0.1
+    /// Once the run is set up, point `latest` beside it at it (`RunDirectory.linkAsLatest`), as `llm train` does
+    /// for a run in its default folder, runs/. A link that cannot be made is reported to `status`, not thrown.
+    public var linksLatest = false
 
     public init(runDirectory: String, model: Model, tokenizer: TokenizerChoice, input: String?, trainShards: String?,
                 valShards: String?, training: TrainingConfig) {
@@ -61,7 +64,8 @@ public struct NewRun {
         case .gpt2:
             tok = try Tokenizer.gpt2()
             config.tokenizer = "gpt2"
-        case .file(let path):
+        case .file(let given):
+            let path = RunDirectory.resolvingLinks(given)  // recorded: a link such as runs/latest moves on
             tok = try Tokenizer.load(path)
             config.tokenizer = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         case .trainOnInput(let vocabSize):
@@ -100,12 +104,15 @@ public struct NewRun {
             try shape.validate()
             try MemoryBudget.checkTraining(config: shape, batch: config.batch, seq: config.seq, parallel: parallel)
             weights = .random(config: shape, seed: config.seed)
-        case .initFrom(let path):
+        case .initFrom(let given):
+            let path = RunDirectory.resolvingLinks(given)  // recorded: a link such as runs/latest moves on
             weights = try loadWeights(path)
             initializedFrom = path
         }
         let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: initializedFrom)
-        return try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: tok, parallel: parallel)
+        let trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: tok, parallel: parallel)
+        if linksLatest { run.linkAsLatestReporting(status: status) }
+        return trainer
     }
 
     private func readText(_ path: String) throws -> String {

@@ -29,6 +29,11 @@ public struct NewSFTRun {
     /// With `lora`, a GGUF model's quantized tensors stay in their blocks (QLoRA), dequantized on the fly in both
     /// passes, so memory stays near the file's size; false dequantizes them to float32 first.
     public var quantizedBase = true
+    /// Once the run is set up, point `latest` beside it at it (`RunDirectory.linkAsLatest`), as `llm sft` does for
+    /// a run in its default folder, runs/. `initFrom` is resolved first, so `--init runs/latest` fine-tunes (and
+    /// the config records) the run the link named when this started. A link that cannot be made is reported to
+    /// `status`, not thrown.
+    public var linksLatest = false
 
     public init(runDirectory: String, initFrom: String, tokenizer: String?, data: String, valData: String?,
                 training: TrainingConfig) {
@@ -47,6 +52,11 @@ public struct NewSFTRun {
         let run = RunDirectory(runDirectory)
         try run.prepareFreshStart(status: status)  // a run there that never reached a checkpoint is replaced
         try ConversationLoader.checkHeldOutFraction(valFraction)
+        // What the run records and resume reads again: never through a link such as runs/latest, which this
+        // run (or a later one) moves on.
+        let initFrom = RunDirectory.resolvingLinks(self.initFrom)
+        let tokenizer = self.tokenizer.map { $0 == "gpt2" ? $0 : RunDirectory.resolvingLinks($0) }
+        let data = RunDirectory.resolvingLinks(self.data), valData = self.valData.map(RunDirectory.resolvingLinks)
         var config = training
         config.conversations = .init(train: absolute(data), val: valData.map(absolute), valFraction: valFraction)
         config.trainShards = ""
@@ -133,8 +143,10 @@ public struct NewSFTRun {
         let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath),
                                   lora: lora.map { LoRARun(adapter: $0, base: absolute(loaded.weightsPath),
                                                            quantizedBase: weights.quantized != nil) })
-        return try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
-                                 parallel: parallel)
+        let trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
+                                        parallel: parallel)
+        if linksLatest { run.linkAsLatestReporting(status: status) }
+        return trainer
     }
 
     private func absolute(_ path: String) -> String {

@@ -424,3 +424,63 @@ func syncDirectory(_ path: String) {
         close(fd)
     }
 }
+
+// MARK: - runs/latest
+
+extension RunDirectory {
+    /// The link, beside the runs in the default folder, to the newest run started there: `runs/latest`.
+    public static let latestLinkName = "latest"
+
+    /// Points `latest` in this run's parent folder at this run: a relative link (`latest -> NAME`), made under a
+    /// temporary name and renamed over the old one, so `latest` is never missing or half-made. Throws, leaving
+    /// any old link as it was, where that cannot be done (`latest` is a folder of its own, say).
+    public func linkAsLatest() throws {
+        let trimmed = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        let name = (trimmed as NSString).lastPathComponent
+        guard !name.isEmpty, name != ".", name != "..", name != Self.latestLinkName else { return }
+        let parent = (trimmed as NSString).deletingLastPathComponent
+        let link = (parent.isEmpty ? "" : parent + "/") + Self.latestLinkName
+        let temp = (parent.isEmpty ? "" : parent + "/") + ".\(Self.latestLinkName).tmp-\(getpid())"
+        unlink(temp)
+        guard symlink(name, temp) == 0 else {
+            throw FormatError.writeFailed(path: link, reason: String(cString: strerror(errno)))
+        }
+        guard rename(temp, link) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temp)
+            throw FormatError.writeFailed(path: link, reason: reason)
+        }
+        syncDirectory(parent.isEmpty ? "." : parent)
+    }
+
+    /// `linkAsLatest`, telling `status` (and nothing else) if it failed: the run itself is fine without the link.
+    func linkAsLatestReporting(status: (String) -> Void) {
+        do { try linkAsLatest() } catch {
+            status("could not point \((path as NSString).deletingLastPathComponent)/\(Self.latestLinkName) at \(path): \(error)")
+        }
+    }
+
+    /// `path` with the symbolic links in it resolved, for what a run records and keeps writing to: a run started
+    /// from `runs/latest` must name the run that link points at now, not whichever run it points at later.
+    /// A path without links, or one that does not exist, comes back as given; a resolved one comes back relative
+    /// to the working directory if `path` was relative and it lies below it, otherwise absolute.
+    public static func resolvingLinks(_ path: String) -> String {
+        guard !path.isEmpty, let resolved = realpath(path, nil) else { return path }
+        let real = String(cString: resolved)
+        free(resolved)
+        let cwd = realpath(".", nil).map { p in defer { free(p) }; return String(cString: p) }
+            ?? FileManager.default.currentDirectoryPath
+        if real == lexicallyNormalized(path.hasPrefix("/") ? path : cwd + "/" + path) { return path }
+        if !path.hasPrefix("/") && real.hasPrefix(cwd + "/") { return String(real.dropFirst(cwd.count + 1)) }
+        return real
+    }
+
+    /// An absolute path with `.`, `..` and repeated slashes removed, without looking at the file system.
+    private static func lexicallyNormalized(_ absolute: String) -> String {
+        var parts = [Substring]()
+        for part in absolute.split(separator: "/") where part != "." {
+            if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}
