@@ -111,40 +111,49 @@ public struct NewSFTRun {
         }
         try config.validate()
 
-        do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
-            throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
-        }
-        // GPT-2's tokenizer is named; any other is copied into the run, so the run stands alone: a tiktoken-style
-        // one as the project's tokenizer file, a Hugging Face or GGUF one as a GGUF file of its metadata alone.
-        let initRun = RunDirectory.isRun(initFrom) ? RunDirectory(initFrom) : nil
-        let usesGPT2 = try tokenizer.map { $0 == "gpt2" } ?? initRun.map { try $0.readConfig().training.tokenizer == "gpt2" }
-            ?? !(isGGUF(initFrom) || FileManager.default.fileExists(atPath: initFrom + "/tokenizer.json"))
-        if usesGPT2 {
-            config.tokenizer = "gpt2"
-        } else if loaded.tokenizer.isRankBased {
-            try loaded.tokenizer.save(to: run.path + "/tokenizer.tok")
-            config.tokenizer = "tokenizer.tok"
-        } else {
-            var writer = GGUFWriter()
-            for (key, value) in try loaded.tokenizer.ggufMetadata(vocabularySize: loaded.tokenizer.vocabSize,
-                                                                  path: run.path + "/tokenizer.gguf") {
-                writer.add(key, value)
+        // A start that fails (unreadable conversations, say) leaves nothing behind: the folder it made goes, with
+        // the tokenizer and template it copied there.
+        let created = !FileManager.default.fileExists(atPath: run.path)
+        let trainer: Trainer
+        do {
+            do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
+                throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
             }
-            try writer.write(to: run.path + "/tokenizer.gguf")
-            config.tokenizer = "tokenizer.gguf"
-        }
-        if let template {
-            // The template and the model's end tokens, which resume and `llm chat --model RUN` rebuild it from.
-            let eos = try initRun.map { try $0.readConfig().training.chatTemplate?.eos ?? [] }
-                ?? (isDirectory(initFrom) ? HuggingFaceFolder.generationEOS(folder: initFrom) : [])
-            try writeFileAtomically(run.path + "/chat_template.jinja") { try $0.write(Array(template.template.source.utf8)) }
-            config.chatTemplate = .init(path: "chat_template.jinja", eos: eos)
-        }
-        let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath),
-                                  lora: lora.map { LoRARun(adapter: $0, base: absolute(loaded.weightsPath),
-                                                           quantizedBase: weights.quantized != nil) })
-        let trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
+            // GPT-2's tokenizer is named; any other is copied into the run, so the run stands alone: a tiktoken-style
+            // one as the project's tokenizer file, a Hugging Face or GGUF one as a GGUF file of its metadata alone.
+            let initRun = RunDirectory.isRun(initFrom) ? RunDirectory(initFrom) : nil
+            let usesGPT2 = try tokenizer.map { $0 == "gpt2" } ?? initRun.map { try $0.readConfig().training.tokenizer == "gpt2" }
+                ?? !(isGGUF(initFrom) || FileManager.default.fileExists(atPath: initFrom + "/tokenizer.json"))
+            if usesGPT2 {
+                config.tokenizer = "gpt2"
+            } else if loaded.tokenizer.isRankBased {
+                try loaded.tokenizer.save(to: run.path + "/tokenizer.tok")
+                config.tokenizer = "tokenizer.tok"
+            } else {
+                var writer = GGUFWriter()
+                for (key, value) in try loaded.tokenizer.ggufMetadata(vocabularySize: loaded.tokenizer.vocabSize,
+                                                                      path: run.path + "/tokenizer.gguf") {
+                    writer.add(key, value)
+                }
+                try writer.write(to: run.path + "/tokenizer.gguf")
+                config.tokenizer = "tokenizer.gguf"
+            }
+            if let template {
+                // The template and the model's end tokens, which resume and `llm chat --model RUN` rebuild it from.
+                let eos = try initRun.map { try $0.readConfig().training.chatTemplate?.eos ?? [] }
+                    ?? (isDirectory(initFrom) ? HuggingFaceFolder.generationEOS(folder: initFrom) : [])
+                try writeFileAtomically(run.path + "/chat_template.jinja") { try $0.write(Array(template.template.source.utf8)) }
+                config.chatTemplate = .init(path: "chat_template.jinja", eos: eos)
+            }
+            let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: absolute(loaded.weightsPath),
+                                      lora: lora.map { LoRARun(adapter: $0, base: absolute(loaded.weightsPath),
+                                                               quantizedBase: weights.quantized != nil) })
+            trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
                                         parallel: parallel)
+        } catch {
+            if created { try? FileManager.default.removeItem(atPath: run.path) }
+            throw error
+        }
         if linksLatest { run.linkAsLatestReporting(status: status) }
         return trainer
     }
