@@ -322,20 +322,7 @@ import Testing
             let data = dir + "/conv.jsonl"
             try Conversation.writeJSONL(SyntheticConversations.generate(count: 16, seed: 3), to: data)
             func job(_ name: String) -> NewSFTRun {
-                var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
-                t.batch = 1
-                t.steps = 3
-                t.warmupSteps = 0
-                t.learningRate = 1e-2
-                t.evalEvery = 0
-                t.sampleEvery = 0
-                t.checkpointEvery = 1
-                t.keepCheckpoints = 3
-                var job = NewSFTRun(runDirectory: dir + "/" + name, initFrom: model, tokenizer: nil, data: data,
-                                    valData: nil, training: t)
-                job.seq = 48
-                job.lora = LoRAConfig(rank: 2, targets: ["q_proj", "v_proj"])
-                return job
+                LoRASFTTests.job(dir + "/" + name, model: model, data: data, targets: ["q_proj", "v_proj"], keep: 3)
             }
             try job("straight").start(parallel: ParallelFor(threads: 1)).train()
             let interrupted = try job("interrupted").start(parallel: ParallelFor(threads: 1))

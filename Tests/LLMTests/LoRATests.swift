@@ -190,6 +190,24 @@ import Testing
         return path
     }
 
+    /// A three-step LoRA fine-tuning of rank 2 on `targets`, checkpointing every step (keeping `keep`).
+    static func job(_ runDirectory: String, model: String, data: String, targets: [String], keep: Int = 2) -> NewSFTRun {
+        var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
+        t.batch = 1
+        t.steps = 3
+        t.warmupSteps = 0
+        t.learningRate = 1e-2
+        t.evalEvery = 0
+        t.sampleEvery = 0
+        t.checkpointEvery = 1
+        t.keepCheckpoints = keep
+        var job = NewSFTRun(runDirectory: runDirectory, initFrom: model, tokenizer: nil, data: data, valData: nil,
+                            training: t)
+        job.seq = 48
+        job.lora = LoRAConfig(rank: 2, targets: targets)
+        return job
+    }
+
     /// On a quantized base the frozen layers run from their blocks in both passes: the loss and every adapter
     /// gradient equal those on the same base dequantized to float32.
     @Test func aQuantizedBaseGivesTheGradientsOfItsDequantizedWeights() throws {
@@ -227,19 +245,7 @@ import Testing
             let data = dir + "/conv.jsonl"
             try Conversation.writeJSONL(SyntheticConversations.generate(count: 16, seed: 3), to: data)
             func job(_ name: String) -> NewSFTRun {
-                var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
-                t.batch = 1
-                t.steps = 3
-                t.warmupSteps = 0
-                t.learningRate = 1e-2
-                t.evalEvery = 0
-                t.sampleEvery = 0
-                t.checkpointEvery = 1
-                var job = NewSFTRun(runDirectory: dir + "/" + name, initFrom: model, tokenizer: nil, data: data,
-                                    valData: nil, training: t)
-                job.seq = 48
-                job.lora = LoRAConfig(rank: 2, targets: ["q_proj", "v_proj", "down_proj"])
-                return job
+                Self.job(dir + "/" + name, model: model, data: data, targets: ["q_proj", "v_proj", "down_proj"])
             }
             let straight = try job("straight").start(parallel: ParallelFor(threads: 1))
             #expect(straight.config.lora?.adapter.rank == 2)
