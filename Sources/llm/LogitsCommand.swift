@@ -33,12 +33,9 @@ struct LogitsCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let run = RunDirectory.isRun(model) ? RunDirectory(model) : nil
-            let path = try run?.latestWeightsPath() ?? model
+            let path = RunDirectory.isRun(model) ? try RunDirectory(model).latestWeightsPath() : model
             // A LoRA run is its base with its adapter; --adapter puts one on any model.
-            var weights = try run?.readConfig().lora.map { try Trainer.loraWeights($0, adapter: path, quantized: false) }
-                ?? loadWeights(path)
-            if let adapter { weights = try weights.withAdapter(try LoRAAdapter.read(folder: adapter, model: weights.config)) }
+            let weights = try LoadedModel.weights(model, adapter: adapter)
             let parallel = threads.map { ParallelFor(threads: $0) } ?? .allCores
             let ids = ids!, V = weights.config.vocabSize
             let logits = try weights.logits(for: ids, parallel: parallel)

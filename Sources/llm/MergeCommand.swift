@@ -35,7 +35,7 @@ struct MergeCommand: ParsableCommand {
             // A GGUF file needs the tokenizer and template too; the other formats the weights alone.
             let loaded = out.hasSuffix(".gguf")
                 ? try LoadedModel.load(model, chatFormat: "auto", quantized: false, adapter: adapter) : nil
-            let weights = try loaded?.weights ?? adaptedWeights()
+            let weights = try loaded?.weights ?? LoadedModel.weights(model, adapter: adapter)
             guard let lora = weights.adapter else {
                 throw ValidationError("\(model) has no adapter to merge: give --adapter DIR, or a LoRA run directory")
             }
@@ -52,21 +52,6 @@ struct MergeCommand: ParsableCommand {
             }
             print("merged \(lora.parts.count) adapted layers (rank \(lora.config.rank), alpha \(lora.config.alpha)) into \(merged.config); wrote \(out)")
         }
-    }
-
-    /// The model's float weights with the adapter attached (a LoRA run's own, or --adapter's).
-    private func adaptedWeights() throws -> ModelWeights {
-        let run = RunDirectory.isRun(model) ? RunDirectory(model) : nil
-        let path = try run?.latestWeightsPath() ?? model
-        var weights = try run?.readConfig().lora.map { try Trainer.loraWeights($0, adapter: path, quantized: false) }
-            ?? loadWeights(path)
-        if let adapter {
-            guard weights.adapter == nil else {
-                throw ValidationError("\(model) is a LoRA run with its own adapter; give --adapter with a model, not a run")
-            }
-            weights = try weights.withAdapter(try LoRAAdapter.read(folder: adapter, model: weights.config))
-        }
-        return weights
     }
 
     /// The base model's Hugging Face folder, if it is one (directly, or as a LoRA run's base).

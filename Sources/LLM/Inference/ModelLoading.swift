@@ -102,6 +102,22 @@ public struct LoadedModel: Sendable {
                            endTokens: ends.filter { seen.insert($0).inserted }, name: name)
     }
 
+    /// A model's float weights alone, without its tokenizer (`llm logits`, `llm merge`): `path` as `loadWeights`
+    /// reads it, a LoRA run as its base with its newest adapter, and `adapter` (a PEFT folder) attached when given.
+    public static func weights(_ path: String, adapter: String? = nil) throws -> ModelWeights {
+        let run = RunDirectory.isRun(path) ? RunDirectory(path) : nil
+        let weightsPath = try run?.latestWeightsPath() ?? path
+        var weights = try run?.readConfig().lora.map { try Trainer.loraWeights($0, adapter: weightsPath, quantized: false) }
+            ?? loadWeights(weightsPath)
+        if let adapter {
+            guard weights.adapter == nil else {
+                throw TrainingError.invalidConfig("\(path) is a LoRA run with its own adapter; give --adapter with a model, not a LoRA run")
+            }
+            weights = try weights.withAdapter(try LoRAAdapter.read(folder: adapter, model: weights.config))
+        }
+        return weights
+    }
+
     /// A tokenizer by name: "gpt2", a GGUF file, a Hugging Face folder or tokenizer.json, or the project's file.
     public static func loadTokenizer(_ name: String) throws -> Tokenizer {
         if name == "gpt2" { return try Tokenizer.gpt2() }
