@@ -69,24 +69,11 @@ struct VerifyCommand: ParsableCommand {
             print("model  \(loaded.path)  (\(c), \(String(format: "%.2fM", Double(c.parameterCount) / 1e6)) parameters)")
             print("state  B=\(st.batch) T=\(st.seq), \(net.parallel.threads) threads")
             var allPassed = true
-            func show(_ check: ParityCheck) {
-                allPassed = allPassed && check.passed
-                print(pad(check.name, 52) + pad(sci(check.difference), 12) + pad(sci(check.bound), 12)
-                      + (check.passed ? "OK" : "FAIL"))
-            }
+            func show(_ check: ParityCheck) { allPassed = printCheck(check, width: 52) && allPassed }
             print(pad("check", 52) + pad("max|diff|", 12) + pad("bound", 12))
             for check in try Parity.checkForwardBackward(net, state: st) { show(check) }
             if let traj {
-                print("\n" + pad("step", 6) + pad("loss", 12) + pad("reference", 12) + pad("|diff|", 11)
-                      + pad("grad norm", 12) + pad("reference", 12) + pad("rel diff", 11))
-                for s in try Parity.runTrajectory(net, state: st, trajectory: traj) {
-                    allPassed = allPassed && s.passed
-                    print(pad("\(s.step)", 6) + pad(fmt(s.loss), 12) + pad(fmt(s.referenceLoss), 12)
-                          + pad(sci(s.lossCheck.difference), 11) + pad(fmt(s.gradNorm), 12)
-                          + pad(fmt(s.referenceGradNorm), 12)
-                          + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
-                          + (s.passed ? "OK" : "FAIL"))
-                }
+                allPassed = printSteps(try Parity.runTrajectory(net, state: st, trajectory: traj)) && allPassed
                 if let ref = finalWeights {
                     print("")
                     for check in Parity.checkFinalWeights(net.weights, reference: ref, referenceGradients: st.gradients,
@@ -111,22 +98,10 @@ struct VerifyCommand: ParsableCommand {
         print("state  B=\(fixture.batch) T=\(fixture.seq), \(parallel.threads) threads")
         let (checks, steps, final, trained) = try Parity.checkLoRA(fixture, parallel: parallel)
         var allPassed = true
-        func show(_ check: ParityCheck) {
-            allPassed = allPassed && check.passed
-            print(pad(check.name, 60) + pad(sci(check.difference), 12) + pad(sci(check.bound), 12)
-                  + (check.passed ? "OK" : "FAIL"))
-        }
+        func show(_ check: ParityCheck) { allPassed = printCheck(check, width: 60) && allPassed }
         print(pad("check", 60) + pad("max|diff|", 12) + pad("bound", 12))
         for check in checks { show(check) }
-        print("\n" + pad("step", 6) + pad("loss", 12) + pad("reference", 12) + pad("|diff|", 11) + pad("grad norm", 12)
-              + pad("reference", 12) + pad("rel diff", 11))
-        for s in steps {
-            allPassed = allPassed && s.passed
-            print(pad("\(s.step)", 6) + pad(fmt(s.loss), 12) + pad(fmt(s.referenceLoss), 12)
-                  + pad(sci(s.lossCheck.difference), 11) + pad(fmt(s.gradNorm), 12) + pad(fmt(s.referenceGradNorm), 12)
-                  + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
-                  + (s.passed ? "OK" : "FAIL"))
-        }
+        allPassed = printSteps(steps) && allPassed
         print("")
         for check in final { show(check) }
         if let saveFinal {
@@ -178,6 +153,26 @@ struct VerifyCommand: ParsableCommand {
         let path = URL(fileURLWithPath: trajectory).deletingLastPathComponent().appendingPathComponent("final.bin").path
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
+}
+
+/// One row of the check table; returns whether it passed.
+private func printCheck(_ check: ParityCheck, width: Int) -> Bool {
+    print(pad(check.name, width) + pad(sci(check.difference), 12) + pad(sci(check.bound), 12)
+          + (check.passed ? "OK" : "FAIL"))
+    return check.passed
+}
+
+/// The optimizer steps beside the reference's, under their own header; returns whether all passed.
+private func printSteps(_ steps: [ParityStep]) -> Bool {
+    print("\n" + pad("step", 6) + pad("loss", 12) + pad("reference", 12) + pad("|diff|", 11) + pad("grad norm", 12)
+          + pad("reference", 12) + pad("rel diff", 11))
+    for s in steps {
+        print(pad("\(s.step)", 6) + pad(fmt(s.loss), 12) + pad(fmt(s.referenceLoss), 12)
+              + pad(sci(s.lossCheck.difference), 11) + pad(fmt(s.gradNorm), 12) + pad(fmt(s.referenceGradNorm), 12)
+              + pad(sci(s.gradNormCheck.difference / max(abs(s.referenceGradNorm), 1e-30)), 11)
+              + (s.passed ? "OK" : "FAIL"))
+    }
+    return steps.allSatisfy(\.passed)
 }
 
 private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s + " " : s + String(repeating: " ", count: width - s.count) }
