@@ -3,7 +3,7 @@
 # Q4_K_M, base). For each, `llm verify --greedy` renders every committed case with the model's own tokenizer and
 # chat template, checks the prompt ids against transformers' (reference/real-models/*-greedy.json, made by
 # reference/real_model_greedy.py with transformers loading the same GGUF in float32) and decodes greedily,
-# token by token. Then `llm serve` on SmolLM2 passes scripts/openai_client.py.
+# token by token. `llm eval` scores the shipped tasks as reference/eval_reference.py does. Then `llm serve` on SmolLM2 passes scripts/openai_client.py.
 #
 #     scripts/ci_real_models_check.sh            # release build of llm (built if missing)
 #     LLM_REAL_MODELS=/path/to/real_models.sh scripts/ci_real_models_check.sh
@@ -28,6 +28,16 @@ bin=${LLM_BIN:-.build/release/llm}
 "$bin" inspect "$smollm"
 "$bin" verify --greedy reference/real-models/smollm2-greedy.json --model "$smollm"
 "$bin" verify --greedy reference/real-models/gemma3-greedy.json --model "$gemma"
+
+# llm eval's scoring against transformers' on the shipped tasks, example by example (float32 on both sides; the
+# reference reads SmolLM2's own tokenizer.json: transformers' conversion of the GGUF's is not exact).
+if python3 -c "import torch, transformers, gguf" 2>/dev/null; then
+    "$bin" eval --model "$smollm" --dequantize --tasks tasks --limit 6 --json "${TMPDIR:-/tmp}/llm-eval-smollm2.json" --quiet
+    python3 reference/eval_reference.py --model "$smollm" --tokenizer Tests/LLMTests/Fixtures/tokenizers/smollm2 \
+        --tasks tasks/*.jsonl --limit 6 --compare "${TMPDIR:-/tmp}/llm-eval-smollm2.json" 2>&1 | grep -v "it/s\]"
+else
+    echo "ci_real_models_check: eval comparison skipped (needs torch, transformers and gguf)"
+fi
 
 # The OpenAI client against the real chat model (skipped inside if the openai package is missing).
 LLM_BIN="$bin" LLM_SERVE_MODEL="$smollm" scripts/ci_server_check.sh

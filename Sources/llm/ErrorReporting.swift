@@ -37,6 +37,8 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as HubError {
         fail(error.description)
+    } catch let error as EvalError {
+        fail(error.description)
     }
 }
 

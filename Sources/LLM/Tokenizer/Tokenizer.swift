@@ -269,6 +269,15 @@ public final class Tokenizer: @unchecked Sendable {  // immutable after init
         return out
     }
 
+    /// The number of text bytes of each token id (0 for special tokens, which stand for no text): what bits per
+    /// byte divides by.
+    public func textByteCounts() -> [Int] {
+        let special = Set(specialTokens.values)
+        return (0..<vocabSize).map { id in
+            special.contains(Int32(id)) ? 0 : decodeOffsets[id + 1] - decodeOffsets[id]
+        }
+    }
+
     /// The mergeable tokens' bytes in id order (what formats write). For a Hugging Face or GGUF tokenizer, every
     /// token that is not special, in id order.
     public var mergeableTokens: [[UInt8]] {

@@ -207,9 +207,7 @@ public final class Trainer {
         }
         inputs = [Int32](repeating: 0, count: t.batch * t.seq)
         targets = inputs
-        tokenBytes = (0..<tokenizer.vocabSize).map { id in
-            tokenizer.specialTokens.values.contains(Int32(id)) ? 0 : ((try? tokenizer.bytes(of: Int32(id)).count) ?? 0)
-        }
+        tokenBytes = tokenizer.textByteCounts()
         sampleRNG = SplitMix64(seed: t.seed ^ 0x5A4D_504C)
         step = 0
         if let checkpoint {
