@@ -49,6 +49,8 @@ struct SftCommand: ParsableCommand {
     @Option(help: "Final learning rate as a fraction of the peak.") var finalFraction = 0.0
     @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.0
     @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
+    @Option(help: "adamw, or muon: nanochat's Muon for the blocks' matrices and AdamW for the embeddings and head, at 2% of nanochat's pretraining rates as its chat_sft (--lr then sets the norms' and biases' rate and --schedule scales every rate). Not with --lora-rank.")
+    var optimizer: OptimizerKind = .adamw
     @Option(help: "Seed for the held-out split, the data order, new token embeddings, LoRA's A matrices and samples.")
     var seed: UInt64 = 1337
 
@@ -76,6 +78,9 @@ struct SftCommand: ParsableCommand {
         if !(epochs > 0 && epochs <= 1_000_000) { throw ValidationError("--epochs \(epochs) must be above 0 and at most 1000000") }
         if loraRank == nil && (loraAlpha != nil || dequantize) {
             throw ValidationError("--lora-alpha and --dequantize go with --lora-rank")
+        }
+        if loraRank != nil && optimizer == .muon {
+            throw ValidationError("--optimizer muon trains a whole model, not a LoRA adapter: leave out --lora-rank or use --optimizer adamw")
         }
         if let lora = loraConfig {
             if runOptions.resume != nil { throw ValidationError("--resume continues a run as configured; it takes no --lora-rank") }
@@ -110,6 +115,7 @@ struct SftCommand: ParsableCommand {
         t.finalFraction = finalFraction
         t.weightDecay = weightDecay
         t.gradClip = gradClip
+        t.muon = optimizer == .muon ? .fineTuning : nil
         t.seed = seed
         runOptions.apply(to: &t)
         t.conversations = .init(train: data ?? "", val: valData, valFraction: valFraction)

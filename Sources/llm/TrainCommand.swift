@@ -50,6 +50,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "WSD: the final fraction of training that decays.") var decayFraction = 0.2
     @Option(help: "AdamW weight decay (2-D tensors only).") var weightDecay = 0.1
     @Option(help: "Global gradient-norm clip (0 disables).") var gradClip = 1.0
+    @Option(help: "adamw, or muon: nanochat's Muon for the blocks' matrices and AdamW at nanochat's rates for the embeddings and head (--lr then sets the norms' and biases' rate and --schedule scales every rate).")
+    var optimizer: OptimizerKind = .adamw
     @Option(help: "Seed for the init, the data order and samples.") var seed: UInt64 = 1337
 
     @OptionGroup var runOptions: RunOptions
@@ -165,6 +167,7 @@ struct TrainCommand: ParsableCommand {
         t.decayFraction = decayFraction
         t.weightDecay = weightDecay
         t.gradClip = gradClip
+        t.muon = optimizer == .muon ? MuonConfig() : nil
         t.seed = seed
         runOptions.apply(to: &t)
         try t.validate()
@@ -178,3 +181,4 @@ struct TrainCommand: ParsableCommand {
 
 extension LearningRateSchedule.Kind: ExpressibleByArgument {}
 extension Architecture: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}

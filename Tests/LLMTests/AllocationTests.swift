@@ -35,6 +35,30 @@ import Testing
         let count = malloc_counter_disarm()
         #expect(count == 0, "a training step made \(count) heap allocations")
     }
+
+    /// Muon's step too: the momentum, the Newton–Schulz products of every part (q, k, v, gate, up: tall, wide and
+    /// square) and the AdamW groups, on a GQA Llama.
+    @Test(.enabled(if: isLinux, "the malloc hook is Linux-only"))
+    func aMuonStepAllocatesNothing() throws {
+        let config = try ModelPreset.llama(layers: 2, heads: 2, channels: 16, kvHeads: 1, vocabSize: 50, maxSeqLen: 8)
+        let model = try Transformer(weights: .random(config: config, seed: 3), batch: 2, seq: 8,
+                                    parallel: ParallelFor(threads: 1), optimizer: .muon)
+        let inputs = (0..<16).map { Int32($0 * 7 % 50) }, targets = (0..<16).map { Int32($0 * 3 % 50) }
+        let adamW = AdamWConfig(learningRate: 1e-3, beta1: 0.8, eps: 1e-10, weightDecay: 0), muon = MuonConfig()
+
+        func step(_ t: Int) throws {
+            try model.forward(inputs: inputs, targets: targets)
+            model.zeroGradients()
+            try model.backward()
+            try model.update(adamW, muon: muon, learningRateScale: 0.5, step: t)
+        }
+        try step(1)
+        malloc_counter_arm()
+        try step(2)
+        try step(3)
+        let count = malloc_counter_disarm()
+        #expect(count == 0, "a Muon step made \(count) heap allocations")
+    }
 }
 
 #if os(Linux)

@@ -76,7 +76,7 @@ import Testing
         }
 
         func newRun(_ name: String, steps: Int = 9, accumulate: Bool = true,
-                    model: ModelConfig? = nil) throws -> Trainer {
+                    model: ModelConfig? = nil, muon: MuonConfig? = nil) throws -> Trainer {
             var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
             t.batch = 2
             t.seq = 8
@@ -89,6 +89,7 @@ import Testing
             t.sampleTokens = 5
             t.checkpointEvery = 3
             t.keepCheckpoints = 5
+            t.muon = muon
             return try NewRun(runDirectory: dir + "/" + name, model: .fresh(try model ?? .gpt2(maxSeqLen: 16, vocabSize: 1, numLayers: 1, numHeads: 2, channels: 16)),
                               tokenizer: .file(tokenizerPath), input: nil, trainShards: dir + "/d_train_*.bin",
                               valShards: dir + "/d_val_*.bin", training: t).start(parallel: ParallelFor(threads: 1))
@@ -124,6 +125,28 @@ import Testing
             let run = RunDirectory(dir + "/split")
             #expect(try run.latestWeightsPath() == dir + "/split/model")
             #expect(try loadWeights(try run.latestWeightsPath()).config.architecture == arch)
+        }
+    }
+
+    /// A Muon run (its momentum buffers in optimizer.bin, its settings in config.json) resumes bit for bit, with
+    /// another thread count, for a tied GPT-2 (biases, learned positions) and a GQA Llama (fused gate|up).
+    @Test(arguments: [Architecture.gpt2, .llama])
+    func muonRunsResumeBitExactly(arch: Architecture) throws {
+        let model = arch == .llama
+            ? try ModelPreset.llama(layers: 2, heads: 2, channels: 16, kvHeads: 1, vocabSize: 1, maxSeqLen: 16)
+            : try ModelConfig.gpt2(maxSeqLen: 16, vocabSize: 1, numLayers: 1, numHeads: 2, channels: 16)
+        var muon = MuonConfig()
+        muon.momentumWarmupSteps = 4  // the momentum still rising at the checkpoint
+        try withTemporaryDirectory { dir in
+            let setup = try Setup(dir)
+            let whole = try trace(try setup.newRun("whole", steps: 6, model: model, muon: muon))
+            let adamW = try trace(try setup.newRun("adamw", steps: 6, model: model))
+            #expect(whole.filter { $0.contains("loss") } != adamW.filter { $0.contains("loss") })
+            let first = try trace(try setup.newRun("split", steps: 6, model: model, muon: muon), stopAfter: 3)
+            let resumed = try Trainer.resume(run: RunDirectory(dir + "/split"), parallel: ParallelFor(threads: 2))
+            #expect(resumed.config.training.muon == muon && resumed.model.optimizer == .muon)
+            let rest = try trace(resumed)
+            #expect(first + rest.filter { !$0.hasPrefix("0 ") } == whole)
         }
     }
 

@@ -1,16 +1,21 @@
-// AdamW's two moment buffers on disk, so a resumed run continues exactly: 256 × int32 header
-// [20241121, 1, parameter count, 0…], then m then v as fp32, in the parameter layout's order (or the LoRA
-// adapter's, when only an adapter trains).
+// The optimizer's state on disk, so a resumed run continues exactly: 256 × int32 header
+// [20241121, 1, parameter count, optimizer (0 AdamW, 1 Muon), 0…], then the two moment arenas m and v as fp32, in
+// the parameter layout's order (or the LoRA adapter's, when only an adapter trains). Under Muon, m holds the
+// momentum buffers of the matrices it steps (their v stays zero) and AdamW's first moment of the other tensors.
 
 extension Transformer {
     static let optimizerMagic: Int32 = 20_241_121
 
-    /// Writes the AdamW moments atomically.
+    /// The optimizer's code in the header: files from before Muon hold 0 there.
+    static func optimizerCode(_ kind: OptimizerKind) -> Int32 { kind == .muon ? 1 : 0 }
+
+    /// Writes the optimizer's state atomically.
     public func writeOptimizerState(to path: String) throws {
         var header = [Int32](repeating: 0, count: 256)
         header[0] = Transformer.optimizerMagic
         header[1] = 1
         header[2] = Int32(adamM.count)
+        header[3] = Transformer.optimizerCode(optimizer)
         try writeFileAtomically(path) { out in
             try out.write(int32s: header)
             try adamM.withBuffer { try out.write(floats: $0) }
@@ -18,7 +23,7 @@ extension Transformer {
         }
     }
 
-    /// Reads AdamW moments written by `writeOptimizerState` for a model of the same shape.
+    /// Reads the state `writeOptimizerState` wrote for a model of the same shape and optimizer.
     public func readOptimizerState(from path: String) throws {
         var file = try FileReader(path: path)
         let count = adamM.count
@@ -31,6 +36,10 @@ extension Transformer {
         guard header[1] == 1 else { throw FormatError.unsupportedVersion(path: path, version: header[1], supported: [1]) }
         guard Int(header[2]) == count else {
             throw FormatError.mismatch(path: path, reason: "holds moments for \(header[2]) parameters, the model has \(count)")
+        }
+        guard header[3] == Transformer.optimizerCode(optimizer) else {
+            let names = ["AdamW", "Muon"], held = (0...1).contains(header[3]) ? names[Int(header[3])] : "unknown (\(header[3]))"
+            throw FormatError.mismatch(path: path, reason: "holds \(held) state, the model trains with \(names[Int(Transformer.optimizerCode(optimizer))])")
         }
         if file.size != expected {
             throw file.size < expected

@@ -22,9 +22,11 @@ public struct AdamWConfig: Sendable, Equatable, Codable {
     }
 }
 
-/// A model ready to train: weights, gradients, AdamW moments and activations, each one allocation made here, up
+/// A model ready to train: weights, gradients, optimizer state and activations, each one allocation made here, up
 /// front, for batches of up to `batchCapacity` sequences of up to `seqCapacity` tokens. `forward`, `backward`
 /// and `update` allocate nothing. The layers run through `TransformerBlock` on a `Backend` (the CPU's).
+/// The optimizer state is two arenas laid out like the gradients: AdamW's moments, and for a model made for Muon
+/// the momentum buffers of its matrices in the first one's slots (their second-moment slots stay zero).
 public final class Transformer {
     public let config: ModelConfig
     public let weights: ModelWeights
@@ -53,8 +55,13 @@ public final class Transformer {
     /// The adapters' scratch: x·Aᵀ and its gradient, rank floats per row each.
     let loraScratch: FloatArena?
     let grads: FloatArena      // same layout as the weights, or as the adapter's arena when one trains
-    let adamM: FloatArena      // AdamW first moment
+    let adamM: FloatArena      // AdamW first moment; Muon's momentum buffer for the matrices it steps
     let adamV: FloatArena      // AdamW second moment
+    /// The optimizer `update` runs: AdamW's, or Muon's (`update(_:muon:learningRateScale:step:)`).
+    public let optimizer: OptimizerKind
+    /// Muon: the matrices it orthogonalises (each part of a fused tensor on its own) and the iteration's buffers.
+    let muonMatrices: [MuonMatrix]
+    let muonScratch: MuonScratch?
     let acts: FloatArena       // ActivationLayout for (batchCapacity, seqCapacity)
     let gradActs: FloatArena   // gradients of the activations (gradLayout)
     let actLayout: ActivationLayout
@@ -75,11 +82,15 @@ public final class Transformer {
     /// Positions of the last forward pass whose target was not ignored.
     public private(set) var supervised = 0
 
-    public init(weights: ModelWeights, batch: Int, seq: Int, parallel: ParallelFor = .allCores) throws(ModelError) {
+    public init(weights: ModelWeights, batch: Int, seq: Int, parallel: ParallelFor = .allCores,
+                optimizer: OptimizerKind = .adamw) throws(ModelError) {
         let c = weights.config
         guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
         guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
         let adapter = weights.adapter
+        guard adapter == nil || optimizer == .adamw else {
+            throw .invalidConfig("Muon trains a whole model, not a LoRA adapter: train the adapter with --optimizer adamw")
+        }
         guard weights.quantized == nil || adapter != nil else {
             throw .invalidConfig("these weights keep a GGUF file's quantized blocks, which stay frozen: train a LoRA adapter on them, or load them dequantized (GGUFModel.read(…, keepQuantized: false)) to train them")
         }
@@ -118,6 +129,9 @@ public final class Transformer {
         }
         adamM = FloatArena(count: n)
         adamV = FloatArena(count: n)
+        self.optimizer = optimizer
+        muonMatrices = optimizer == .muon ? weights.layout.muonMatrices : []
+        muonScratch = optimizer == .muon ? Self.muonScratchShape(muonMatrices).map(MuonScratch.init) : nil
         actLayout = ActivationLayout(config: c, batch: batch, seq: seq)
         gradLayout = ActivationLayout(config: c, batch: batch, seq: seq, gradients: true)
         acts = FloatArena(count: actLayout.totalCount)
@@ -129,6 +143,12 @@ public final class Transformer {
         targets.initialize(repeating: 0, count: batch * seq)
         positions.initialize(repeating: 0, count: batch * seq)
         normPartials = .allocate(capacity: (n + sumBlock - 1) / sumBlock)
+    }
+
+    /// The largest matrix and the longest short side among `matrices`: what Muon's scratch is sized for.
+    static func muonScratchShape(_ matrices: [MuonMatrix]) -> (maxElements: Int, maxShortSide: Int)? {
+        matrices.isEmpty ? nil
+            : (matrices.map(\.count).max()!, matrices.map { min($0.rows, $0.cols) }.max()!)
     }
 
     deinit {
@@ -171,12 +191,12 @@ public final class Transformer {
     }
 
     /// Bytes this model holds: weights, gradients, both moments, activations and their gradients, matmul
-    /// scratch and token buffers.
+    /// scratch, Muon's scratch and token buffers.
     public var allocatedBytes: Int {
         4 * (weights.arena.count + grads.count + adamM.count + adamV.count + acts.count + gradActs.count
              + (weights.adapter?.arena.count ?? 0) + (loraScratch?.count ?? 0))
             + backend.allocatedBytes + 12 * batchCapacity * seqCapacity
-            + 8 * ((grads.count + sumBlock - 1) / sumBlock)
+            + 8 * ((grads.count + sumBlock - 1) / sumBlock) + (muonScratch?.allocatedBytes ?? 0)
     }
 
     /// What `allocatedBytes` will be for a model of `config` at (batch, seq), computed before anything is
@@ -184,15 +204,16 @@ public final class Transformer {
     /// invalid). The activations are linear in the batch and the sum of a T and a T² term, so they are
     /// derived from the layout's own counts at (1, 1) and (1, 2) and scaled up with checked arithmetic.
     public static func requiredBytes(config c: ModelConfig, batch: Int, seq: Int,
-                                     parallel: ParallelFor = .allCores) -> Int? {
+                                     parallel: ParallelFor = .allCores, optimizer: OptimizerKind = .adamw) -> Int? {
         guard let n = MemoryBudget.parameterCount(c) else { return nil }
-        return requiredBytes(config: c, parameters: n, trainable: n, batch: batch, seq: seq, parallel: parallel)
+        return requiredBytes(config: c, parameters: n, trainable: n, batch: batch, seq: seq, parallel: parallel,
+                             optimizer: optimizer)
     }
 
     /// `requiredBytes` for a config whose parameter layout is already known to be computable (`n` floats), of
     /// which `trainable` get a gradient and two moments (all of them, or a LoRA adapter's).
     static func requiredBytes(config c: ModelConfig, parameters n: Int, trainable: Int, batch: Int, seq: Int,
-                              parallel: ParallelFor) -> Int? {
+                              parallel: ParallelFor, optimizer: OptimizerKind = .adamw) -> Int? {
         guard batch > 0, seq > 0 else { return nil }
         func floats(gradients: Bool) -> Int? {
             let t1 = ActivationLayout(config: c, batch: 1, seq: 1, gradients: gradients).totalCount   // x + y
@@ -203,11 +224,14 @@ public final class Transformer {
         }
         let acts = MemoryBudget.add(floats(gradients: false), floats(gradients: true))
         let threads = max(1, max(parallel.threads, ProcessInfoCores.count))
+        // Muon's scratch: the parameter count fits an Int, so every matrix's does too (and its square side's).
+        let muon = optimizer == .muon ? muonScratchShape(ParameterLayout(config: c).muonMatrices)
+            .map { MuonScratch.bytes(maxElements: $0.maxElements, maxShortSide: $0.maxShortSide) } ?? 0 : 0
         return MemoryBudget.add(MemoryBudget.multiply(4, MemoryBudget.add(n, MemoryBudget.multiply(3, trainable),
                                                                          acts)),
                                 MemoryBudget.multiply(4, threads, MatmulScratch.floatsPerThread),
                                 MemoryBudget.multiply(12, batch, seq),
-                                MemoryBudget.multiply(8, (trainable + sumBlock - 1) / sumBlock))
+                                MemoryBudget.multiply(8, (trainable + sumBlock - 1) / sumBlock), muon)
     }
 
     /// The gradient of one parameter tensor from the last backward pass (a copy).
@@ -407,12 +431,8 @@ public final class Transformer {
     @discardableResult
     public func update(_ opt: AdamWConfig, step: Int) throws(ModelError) -> Double {
         precondition(step >= 1, "AdamW steps count from 1")
-        let norm = gradientNorm()
-        guard norm.isFinite else { throw .nonFinite("gradient norm (\(norm))") }
-        var scale: Float = 1
-        if let clip = opt.gradClip, clip > 0 {
-            scale = Float(min(1, clip / (norm + 1e-6)))
-        }
+        precondition(optimizer == .adamw, "this model was made for Muon: update(_:muon:learningRateScale:step:)")
+        let (norm, scale) = try clippedGradientNorm(opt.gradClip)
         if let adapter = weights.adapter {  // every A and B is a matrix: all decay
             profile.measureIfSet(.adamW) {
                 adamWUpdate(params: adapter.arena.base, grads: grads.base, m: adamM.base, v: adamV.base, n: grads.count,
@@ -430,6 +450,55 @@ public final class Transformer {
                             beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps,
                             weightDecay: layout.decays[t] ? opt.weightDecay : 0, step: step, parallel: parallel)
             }
+        }
+        return norm
+    }
+
+    /// The gradient norm, and the factor clipping scales the gradients by: clip / (norm + 1e-6) when below 1,
+    /// as torch.nn.utils.clip_grad_norm_. Throws if the norm is not finite.
+    private func clippedGradientNorm(_ clip: Double?) throws(ModelError) -> (norm: Double, scale: Float) {
+        let norm = gradientNorm()
+        guard norm.isFinite else { throw .nonFinite("gradient norm (\(norm))") }
+        guard let clip, clip > 0 else { return (norm, 1) }
+        return (norm, Float(min(1, clip / (norm + 1e-6))))
+    }
+
+    /// One step of nanochat's optimizer (`step` counts from 1; see `MuonConfig` for the groups): after global
+    /// gradient-norm clipping as in `update(_:step:)`, Muon for every block matrix, each part of the fused q|k|v
+    /// and gate|up on its own, at `muon.matrixLR · learningRateScale` with momentum `muon.momentum(atStep: step -
+    /// 1)`; AdamW with `adamW`'s betas, eps and weight decay (2-D tensors only) for the embeddings and the head at
+    /// nanochat's rates times `learningRateScale`, and for the 1-D tensors at `adamW.learningRate` (already
+    /// scheduled). Returns the gradient norm before clipping; throws without touching the weights if it is not
+    /// finite. Needs a model made with `optimizer: .muon`. Allocates nothing.
+    @discardableResult
+    public func update(_ adamW: AdamWConfig, muon: MuonConfig, learningRateScale: Double,
+                       step: Int) throws(ModelError) -> Double {
+        precondition(step >= 1, "optimizer steps count from 1")
+        guard let muonScratch else { preconditionFailure("this model was made for AdamW: Transformer(…, optimizer: .muon)") }
+        let (norm, scale) = try clippedGradientNorm(adamW.gradClip)
+        let layout = weights.layout, embeddingScale = MuonConfig.embeddingScale(channels: config.channels)
+        for t in 0..<layout.counts.count where layout.counts[t] > 0 {  // by index: iterating allCases allocates
+            let lr: Double
+            switch MuonGroup(ParameterTensor(rawValue: t)!, tiedEmbeddings: config.tiedEmbeddings) {
+            case .matrix: continue
+            case .embedding: lr = muon.embeddingLR * embeddingScale * learningRateScale
+            case .head: lr = muon.unembeddingLR * embeddingScale * learningRateScale
+            case .scalar: lr = adamW.learningRate
+            }
+            let off = layout.offsets[t]
+            profile.measureIfSet(.adamW) {
+                adamWUpdate(params: weights.arena.base + off, grads: grads.base + off, m: adamM.base + off,
+                            v: adamV.base + off, n: layout.counts[t], gradScale: scale, lr: lr, beta1: adamW.beta1,
+                            beta2: adamW.beta2, eps: adamW.eps, weightDecay: layout.decays[t] ? adamW.weightDecay : 0,
+                            step: step, parallel: parallel)
+            }
+        }
+        let lr = muon.matrixLR * learningRateScale, momentum = muon.momentum(atStep: step - 1)
+        for i in 0..<muonMatrices.count {
+            let matrix = muonMatrices[i], off = matrix.offset
+            muonUpdate(params: weights.arena.base + off, grads: grads.base + off, momentumBuffer: adamM.base + off,
+                       rows: matrix.rows, cols: matrix.cols, gradScale: scale, lr: lr, momentum: momentum,
+                       steps: muon.newtonSchulzSteps, scratch: muonScratch, gemm: backend.scratch, parallel: parallel)
         }
         return norm
     }

@@ -1,5 +1,5 @@
 // The training loop, read top to bottom: each step zeroes the gradients, runs k micro-batches of forward
-// and backward (gradient accumulation, each scaled by 1/k), clips and applies AdamW at the schedule's
+// and backward (gradient accumulation, each scaled by 1/k), clips and applies AdamW (or Muon) at the schedule's
 // learning rate; every so often it evaluates, samples and checkpoints. Everything it needs to continue
 // exactly (weights, moments, data position, RNG, step) goes into each checkpoint.
 import Foundation
@@ -170,7 +170,7 @@ public final class Trainer {
         self.run = run
         self.config = config
         self.tokenizer = tokenizer
-        model = try Transformer(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel)
+        model = try Transformer(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel, optimizer: t.optimizer)
         schedule = try t.learningRateSchedule()
         let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
         if let data = t.conversations {
@@ -284,10 +284,19 @@ public final class Trainer {
         let lr = schedule.learningRate(at: step)
         var norm = Double.nan, skipped = false
         if loss.isFinite {
-            let opt = AdamWConfig(learningRate: lr, beta1: training.beta1, beta2: training.beta2, eps: training.eps,
-                                  weightDecay: training.weightDecay, gradClip: training.gradClip)
             do {
-                norm = try model.update(opt, step: step + 1)
+                if let muon = training.muon {  // every group's rate follows the schedule, as nanochat's lrm
+                    let opt = AdamWConfig(learningRate: lr, beta1: muon.adamBeta1, beta2: muon.adamBeta2,
+                                          eps: muon.adamEps, weightDecay: muon.adamWeightDecay,
+                                          gradClip: training.gradClip)
+                    norm = try model.update(opt, muon: muon, learningRateScale: lr / training.learningRate,
+                                            step: step + 1)
+                } else {
+                    let opt = AdamWConfig(learningRate: lr, beta1: training.beta1, beta2: training.beta2,
+                                          eps: training.eps, weightDecay: training.weightDecay,
+                                          gradClip: training.gradClip)
+                    norm = try model.update(opt, step: step + 1)
+                }
             } catch {  // (matching the case in the catch pattern crashes the 6.3 compiler with typed throws)
                 guard case .nonFinite = error else { throw error }
                 skipped = true

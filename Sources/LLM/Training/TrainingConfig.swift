@@ -23,6 +23,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var beta1 = 0.9
     public var beta2 = 0.95
     public var eps = 1e-8
+    /// nanochat's Muon settings when the run trains with Muon (`--optimizer muon`); nil: AdamW for every tensor,
+    /// with the settings above. Under Muon the AdamW groups use the Muon config's betas, eps and weight decay, and
+    /// `learningRate` is the 1-D tensors' rate and the reference the schedule's multiplier is taken against.
+    public var muon: MuonConfig? = nil
 
     public var seed: UInt64 = 1337             // data order and samples
     public var shuffle = true
@@ -78,6 +82,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public static let maxMicroBatchTokens = 1 << 31
     /// The most tokens in one optimizer step (`totalBatchTokens`): 2^40, about a trillion, far beyond any run.
     public static let maxStepTokens = 1 << 40
+
+    /// The optimizer the run trains with.
+    public var optimizer: OptimizerKind { muon == nil ? .adamw : .muon }
 
     /// Micro-batches per optimizer step (1 for a configuration `validate()` rejects).
     public var accumulationSteps: Int {
@@ -141,6 +148,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         }
         if checkpointEvery < 0 { throw fail("--checkpoint-every \(checkpointEvery) must be ≥ 0 (0: only at the end)") }
         if keepCheckpoints < 1 { throw fail("--keep-checkpoints \(keepCheckpoints) must be at least 1") }
+        try muon?.validate()
     }
 
     public func learningRateSchedule() throws -> LearningRateSchedule {
