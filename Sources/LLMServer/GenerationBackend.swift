@@ -8,6 +8,9 @@ public protocol GenerationBackend: Sendable {
     /// The tokens that continue `prompt`, then one `.finished`. Dropping or cancelling the stream cancels the
     /// generation.
     func generate(prompt: [Int32], parameters: GenerateParameters) -> AsyncThrowingStream<EngineEvent, any Error>
+    /// The same with the calculator answering the model's calls (its output tokens are streamed like the
+    /// others). A backend without tool use ignores `tools`.
+    func generate(prompt: [Int32], parameters: GenerateParameters, tools: ToolCalls?) -> AsyncThrowingStream<EngineEvent, any Error>
     /// Generations running now.
     var activeCount: Int { get }
     /// Generations waiting for a slot.
@@ -46,6 +49,13 @@ public struct ServedModel: Sendable {
         if let format { stops.formUnion(format.stopTokens) }
         stops.formUnion((tokenizer.vocabSize..<max(tokenizer.vocabSize, config.vocabSize)).map { Int32($0) })
         stopTokens = stops
+    }
+}
+
+extension GenerationBackend {
+    public func generate(prompt: [Int32], parameters: GenerateParameters,
+                         tools: ToolCalls?) -> AsyncThrowingStream<EngineEvent, any Error> {
+        generate(prompt: prompt, parameters: parameters)
     }
 }
 

@@ -37,6 +37,9 @@ struct GenerationJob: Sendable {
     var stream: Bool
     /// With `stream`: send a last chunk with the token counts (`stream_options.include_usage`).
     var includeUsage: Bool
+    /// The calculator, for a chat in a format that has it (nanochat's): the engine answers the model's calls,
+    /// and the reply shows each call inline as `<<expression=output>>`.
+    var tools: ToolCalls? = nil
 }
 
 /// The fields both endpoints take. `top_k` is an extension; `max_completion_tokens` is OpenAI's newer name
@@ -171,6 +174,8 @@ struct ChatCompletionRequest: Decodable {
         guard messages.count <= limits.maxMessages else {
             throw .invalid("\(messages.count) messages; this server takes at most \(limits.maxMessages)", param: "messages")
         }
+        // Calls a reply showed inline come back as calls, so the model reads its own tool tokens again.
+        let tools = chat.toolCalls
         var conversation = Conversation(messages: [])
         for (i, m) in messages.enumerated() {
             // "developer" is OpenAI's newer name for the system role.
@@ -181,12 +186,18 @@ struct ChatCompletionRequest: Decodable {
                 throw .invalid("message \(i) is \(m.content.utf8.count) bytes; this server takes at most \(limits.maxMessageBytes)",
                                param: "messages[\(i)].content")
             }
-            conversation.messages.append(.init(role: role, content: m.content))
+            conversation.messages.append(role == .assistant && tools != nil ? .init(role: role, inlineCalls: m.content)
+                                                                                : .init(role: role, content: m.content))
         }
         do { try conversation.validate() } catch { throw .invalid("\(error)", param: "messages") }
         let prompt: [Int32]
         do { prompt = try chat.renderForCompletion(conversation) } catch { throw .invalid("\(error)", param: "messages") }
-        return try sampling.job(prompt: prompt, model: model, limits: limits)
+        var job = try sampling.job(prompt: prompt, model: model, limits: limits)
+        if let tools {
+            job.tools = tools
+            job.parameters.stopTokens.subtract(tools.ids)
+        }
+        return job
     }
 }
 

@@ -1,5 +1,6 @@
 // One reply, from the backend's tokens to the text a client sees: decoded as it streams (never half a UTF-8
-// character), cut before the first stop sequence, with the finish reason and token counts OpenAI reports.
+// character), calculator calls written inline as `<<expression=output>>` once their output is in, cut before
+// the first stop sequence, with the finish reason and token counts OpenAI reports.
 import LLM
 
 /// How a reply ended, in OpenAI's terms, and its token counts.
@@ -17,21 +18,22 @@ struct ReplyOutcome: Sendable {
 /// reply's matching is linear in its length whatever the stop sequences are (the number and length of which
 /// `ServerLimits` bounds as well).
 struct ReplyText {
-    private var decoder: StreamingDecoder
+    private var decoder: ReplyPartsDecoder
     private var matchers: [StopMatcher]
     /// Decoded bytes not handed out yet: a tail that could still grow into a stop sequence.
     private var held = [UInt8]()
 
-    init(tokenizer: Tokenizer, stopSequences: [String]) {
-        decoder = StreamingDecoder(tokenizer: tokenizer)
+    /// `tools`: the job's calculator, whose tokens become inline calls. Every other id the tokenizer cannot
+    /// decode is a stop token (`ServedModel.stopTokens`), so none reaches the decoder.
+    init(tokenizer: Tokenizer, stopSequences: [String], tools: ToolCalls? = nil) {
+        decoder = ReplyPartsDecoder(tokenizer: tokenizer, tools: tools)
         matchers = stopSequences.filter { !$0.isEmpty }.map(StopMatcher.init)
     }
 
-    /// The text that can go out after `token` ("" while a character or a possible stop sequence is
+    /// The text that can go out after `token` ("" while a character, a call or a possible stop sequence is
     /// incomplete), and whether a stop sequence has ended the reply.
     mutating func push(_ token: Int32) -> (text: String, stopped: Bool) {
-        // Every id the tokenizer cannot decode is a stop token (`ServedModel.stopTokens`), so this never fails.
-        let piece = (try? decoder.push(token)) ?? ""
+        let piece = decoder.push(token).map(\.inlineText).joined()
         for byte in piece.utf8 {
             held.append(byte)
             var cut: Int?
@@ -53,7 +55,7 @@ struct ReplyText {
     /// as U+FFFD.
     mutating func finish() -> String {
         defer { held = [] }
-        return String(decoding: held, as: UTF8.self) + decoder.finish()
+        return String(decoding: held, as: UTF8.self) + decoder.finish().map(\.inlineText).joined()
     }
 }
 
@@ -92,9 +94,9 @@ extension GenerationBackend {
     /// drops the stream, which cancels the generation in the backend. A backend failure is a 500 `APIError`.
     func reply(to job: GenerationJob, tokenizer: Tokenizer,
                emit: (String) async throws -> Void) async throws -> ReplyOutcome {
-        var text = ReplyText(tokenizer: tokenizer, stopSequences: job.stopSequences)
+        var text = ReplyText(tokenizer: tokenizer, stopSequences: job.stopSequences, tools: job.tools)
         var tokens = 0
-        var events = generate(prompt: job.prompt, parameters: job.parameters).makeAsyncIterator()
+        var events = generate(prompt: job.prompt, parameters: job.parameters, tools: job.tools).makeAsyncIterator()
         while true {
             let event: EngineEvent?
             do { event = try await events.next() } catch {

@@ -19,7 +19,8 @@ struct ChatCommand: ParsableCommand {
             exchanges are forgotten. With stdin not a terminal, each line (or block) is a message and stdout gets \
             only the replies, one per message (notes go to stderr; Ctrl-C between replies exits). --prompt asks \
             one question and exits. A GGUF file or Hugging Face folder chats in its own template; a model trained \
-            here needs nanochat's chat tokens: fine-tune it with `llm sft` first.
+            here needs nanochat's chat tokens: fine-tune it with `llm sft` first. Such a model may call the \
+            calculator (nanochat's tool use): each call shows as [calculator: expression = result], dimmed.
             """)
 
     @Option(help: "A GGUF file or Hugging Face folder of a chat model (its own tokenizer and chat template), a run directory from `llm sft` (its newest weights and its tokenizer), or an llm.c .bin checkpoint.")
@@ -74,7 +75,7 @@ struct ChatCommand: ParsableCommand {
             let session = try ChatSession(engine: engine, format: format, parameters: parameters,
                                           system: system, seed: seed ?? .random(in: .min ... .max))
             if let prompt {
-                let reply = try session.reply(to: prompt) { write($0); return true }
+                let reply = try session.replyPieces(to: prompt) { write(shown($0)); return true }
                 write("\n")
                 note(reply, terminal: nil)
             } else {
@@ -162,9 +163,9 @@ private struct Terminal {
         signals.replying.store(true, ordering: .releasing)
         defer { signals.replying.store(false, ordering: .releasing) }
         do {
-            let reply = try session.reply(to: text) { [signals] piece in
+            let reply = try session.replyPieces(to: text) { [signals] piece in
                 if signals.stopReply.load(ordering: .acquiring) { return false }
-                write(piece)
+                write(shown(piece))
                 return true
             }
             write("\n")
@@ -206,6 +207,14 @@ private final class SignalState: Sendable {
     let stopReply = Atomic(false)
     /// Ctrl-C arrived at the prompt: drop the pending multi-line input.
     let dropInput = Atomic(false)
+}
+
+/// A reply piece as printed: text as it is, a calculator call as "[calculator: 123*45 = 5535]", dimmed
+/// when stdout is a terminal.
+private func shown(_ piece: ReplyPiece) -> String {
+    guard case let .call(expression, output) = piece else { return piece.inlineText }
+    let call = "[calculator: \(expression) = \(output ?? "no answer")]"
+    return isatty(STDOUT_FILENO) == 1 ? "\u{1B}[2m" + call + "\u{1B}[0m" : call
 }
 
 /// Unbuffered: each piece reaches the terminal before the next token is computed.

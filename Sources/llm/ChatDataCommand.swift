@@ -5,8 +5,8 @@ import LLM
 struct ChatDataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chat-data",
-        abstract: "Write synthetic conversations (greetings, identity, arithmetic, facts about the model) as JSONL.",
-        discussion: "Each line is {\"messages\": [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": \"…\"}, …]}, the shape public chat datasets can be converted to.")
+        abstract: "Write synthetic conversations (greetings, identity, arithmetic, facts about the model, calculator use) as JSONL.",
+        discussion: "Each line is {\"messages\": [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": \"…\"}, …]}, the shape public chat datasets can be converted to. An assistant's answer that uses the calculator has a list of parts as its content, as nanochat writes tool use: [{\"type\": \"text\", \"text\": \"Let me compute: \"}, {\"type\": \"python\", \"text\": \"123*45\"}, {\"type\": \"python_output\", \"text\": \"5535\"}, {\"type\": \"text\", \"text\": \" The answer is 5535.\"}].")
 
     @Option(help: "Where to write the JSONL file.") var out: String
     @Option(help: "Number of conversations.") var count = 3000

@@ -82,8 +82,11 @@ import Testing
             #expect(call.parameters.topP == 0.9)
             #expect(call.parameters.topK == 40)
             #expect(call.parameters.seed == 7)
+            // Every chat token stops a reply but the calculator's four, whose call the engine answers.
             let chat = (TinyModel.served.chat as! ChatRenderer).tokens
-            #expect(call.parameters.stopTokens.isSuperset(of: chat.all))
+            let tools = [chat.pythonStart, chat.pythonEnd, chat.outputStart, chat.outputEnd]
+            #expect(call.parameters.stopTokens.isSuperset(of: chat.all.filter { !tools.contains($0) }))
+            #expect(call.parameters.stopTokens.isDisjoint(with: tools))
             #expect(!call.parameters.stopTokens.contains(where: { $0 < 50256 }))
         }
     }
@@ -435,6 +438,18 @@ import Testing
         for id in tokenizer.encode("it end") { sent += reply.push(id).text }
         #expect(sent == "it ")
         #expect(sent + reply.finish() == "it end")
+    }
+
+    /// A calculator call goes out whole, inline as `<<expression=output>>`, once its output is in.
+    @Test func showsCalculatorCallsInline() throws {
+        let tokenizer = TinyModel.tokenizer, chat = ChatTokens(tokenizer: tokenizer)
+        var reply = ReplyText(tokenizer: tokenizer, stopSequences: [], tools: ToolCalls(tokens: chat, tokenizer: tokenizer))
+        let ids = tokenizer.encode("So ") + [chat.pythonStart] + tokenizer.encode("6*7") + [chat.pythonEnd, chat.outputStart]
+            + tokenizer.encode("42") + [chat.outputEnd] + tokenizer.encode(" it is.")
+        var pieces = [String]()
+        for id in ids { pieces.append(reply.push(id).text) }
+        #expect(pieces.joined() + reply.finish() == "So <<6*7=42>> it is.")
+        #expect(pieces.contains("<<6*7=42>>"))
     }
 
     /// A character split across tokens comes out whole.

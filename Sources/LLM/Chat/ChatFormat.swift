@@ -4,7 +4,9 @@
 //   <|bos|> <|user_start|> …user… <|user_end|> <|assistant_start|> …assistant… <|assistant_end|> <|user_start|> …
 //
 // Supervised (mask true): the assistant's text tokens and its <|assistant_end|>, so the model learns to answer
-// and to stop; never <|assistant_start|> (the renderer supplies it) nor anything the user wrote.
+// and to stop; never <|assistant_start|> (the renderer supplies it) nor anything the user wrote. An assistant's
+// calculator call, <|python_start|> expression <|python_end|>, is supervised (the model learns to call);
+// the call's output, <|output_start|> result <|output_end|>, is not (at inference the engine writes it).
 import Foundation
 
 /// The ids of the chat special tokens for one tokenizer.
@@ -74,9 +76,13 @@ public protocol ChatFormat: Sendable {
     var paddingToken: Int32 { get }
     /// The smallest model vocabulary that holds every id this format uses.
     var requiredVocabSize: Int { get }
+    /// The calculator tool, for a format with its tokens (nanochat's); nil for the others.
+    var toolCalls: ToolCalls? { get }
 }
 
 extension ChatFormat {
+    public var toolCalls: ToolCalls? { nil }
+
     /// Text for ids, special tokens shown by name; invalid UTF-8 becomes U+FFFD.
     public func decode(_ ids: [Int32]) throws(TokenizerError) -> String {
         var bytes = [UInt8]()
@@ -91,20 +97,26 @@ extension ChatFormat {
 public struct ChatRenderer: ChatFormat {
     public let tokenizer: Tokenizer
     public let tokens: ChatTokens
+    /// The calculator, on nanochat's python and output tokens.
+    public let toolCalls: ToolCalls?
 
     public init(tokenizer: Tokenizer) {
         self.tokenizer = tokenizer
         tokens = ChatTokens(tokenizer: tokenizer)
+        toolCalls = ToolCalls(tokens: tokens, tokenizer: tokenizer)
     }
 
     /// The ids of `conversation` and its loss mask (`mask[i]`: is `ids[i]` supervised).
     ///
     /// `<|bos|>`, then each message: a user's as `<|user_start|> text <|user_end|>`, an assistant's as
-    /// `<|assistant_start|> text <|assistant_end|>`. A system message first is merged into the message after it:
-    /// its content, a blank line ("\n\n"), then that message's content. (Any other system message, which
-    /// `validate()` rejects, is rendered like a user's.) Text is encoded with special tokens not allowed, so a
-    /// user who types "<|user_end|>" gets those characters as text. `mask` is true exactly for the assistant's
-    /// text tokens and its `<|assistant_end|>`.
+    /// `<|assistant_start|> parts <|assistant_end|>`, each part in order: text as it is, a calculator call as
+    /// `<|python_start|> expression <|python_end|>`, its output as `<|output_start|> output <|output_end|>`
+    /// (each part encoded on its own, as nanochat does). A system message first is merged into the message
+    /// after it: its content, a blank line ("\n\n"), then that message's content. (Any other system message,
+    /// which `validate()` rejects, is rendered like a user's; a user's message is its `content`.) Text is
+    /// encoded with special tokens not allowed, so a user who types "<|user_end|>" gets those characters as
+    /// text. `mask` is true exactly for the assistant's text and call tokens (the call's python tokens
+    /// included) and its `<|assistant_end|>`; never for a call's output.
     ///
     /// Truncation: if the rendering is longer than `maxTokens`, the first `maxTokens` ids (and mask entries) are
     /// kept and the end is cut, so positions never shift and the conversation always starts at `<|bos|>`.
@@ -117,13 +129,20 @@ public struct ChatRenderer: ChatFormat {
             mask.append(contentsOf: repeatElement(supervised, count: new.count))
         }
         for m in Self.merged(conversation.messages) {
-            let text = tokenizer.encode(m.content, allowSpecial: false)
             if m.role == .assistant {
                 add([tokens.assistantStart], false)
-                add(text + [tokens.assistantEnd], true)
+                for part in m.parts {
+                    let text = tokenizer.encode(part.text, allowSpecial: false)
+                    switch part.kind {
+                    case .text: add(text, true)
+                    case .python: add([tokens.pythonStart] + text + [tokens.pythonEnd], true)
+                    case .pythonOutput: add([tokens.outputStart] + text + [tokens.outputEnd], false)
+                    }
+                }
+                add([tokens.assistantEnd], true)
             } else {
                 add([tokens.userStart], false)
-                add(text, false)
+                add(tokenizer.encode(m.content, allowSpecial: false), false)
                 add([tokens.userEnd], false)
             }
         }
@@ -152,6 +171,7 @@ public struct ChatRenderer: ChatFormat {
     public var paddingToken: Int32 { tokens.bos }
 
     public var requiredVocabSize: Int { tokens.requiredVocabSize }
+
 
     /// A training row from a rendering: `inputs = ids[0..<n-1]`, `targets[i] = mask[i+1] ? ids[i+1] : -1`
     /// (-1: ignored by the loss), cut to `length` if longer and padded to `length` with `<|bos|>` inputs and

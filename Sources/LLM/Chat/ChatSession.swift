@@ -26,8 +26,11 @@ public enum ChatSessionError: Error, Equatable, CustomStringConvertible {
 
 /// What one `reply` produced.
 public struct ChatReply: Sendable {
-    /// The reply's text as streamed (what `onText` accepted), now the conversation's last message.
+    /// The reply's text as streamed (what `onText` accepted; calculator calls inline as
+    /// `<<expression=output>>`): the `content` of the conversation's last message.
     public var text: String
+    /// The reply as the conversation now holds it: text, and calculator calls with their outputs.
+    public var message: Conversation.Message
     /// Why it ended: `.stopToken` at <|assistant_end|> (or <|bos|>), else the budget, the context, or a stop.
     public var finish: EngineFinish
     /// Messages dropped from the front of the conversation to fit the model's context (0 mostly).
@@ -37,7 +40,8 @@ public struct ChatReply: Sendable {
 /// A conversation with a chat model through an `InferenceEngine`.
 ///
 /// Each `reply` sends the whole conversation (nanochat's format, a system prompt merged into the first user
-/// message) and continues it after <|assistant_start|>, stopping at <|assistant_end|> or <|bos|>. When the
+/// message) and continues it after <|assistant_start|>, stopping at <|assistant_end|> or <|bos|>. A format with
+/// the calculator tool (nanochat's) has the model's calls answered by the engine. When the
 /// conversation no longer leaves room for a reply (a quarter of the context, or `maxNewTokens` if less), the
 /// oldest user–assistant exchanges are forgotten. Each reply samples with its own seed, drawn from `seed`, so
 /// a session with a given seed replays exactly. Use from one thread at a time.
@@ -87,11 +91,17 @@ public final class ChatSession {
     public func clear() { messages.removeAll() }
 
     /// Adds `text` as the user's message and generates the assistant's reply, calling `onText` with each piece
-    /// of text as it is decoded (never half a UTF-8 character; chat tokens other than the stops appear as
-    /// their names). `onText` runs on the engine's thread; return false to stop the reply there, without that
+    /// of text as it is decoded (never half a UTF-8 character; a calculator call, once answered, as
+    /// `<<expression=output>>`; other chat tokens than the stops as their names). `onText` runs on the engine's thread; return false to stop the reply there, without that
     /// piece. The reply, whole or stopped, joins the conversation. Throws `messageTooLong` (leaving the
     /// conversation as it was) if the message does not fit the context even alone.
     public func reply(to text: String, onText: @escaping @Sendable (String) -> Bool) throws -> ChatReply {
+        try replyPieces(to: text) { onText($0.inlineText) }
+    }
+
+    /// `reply(to:onText:)` with the reply in pieces: text, and each calculator call once its output is known
+    /// (so a terminal can show calls apart from the text).
+    public func replyPieces(to text: String, onPiece: @escaping @Sendable (ReplyPiece) -> Bool) throws -> ChatReply {
         var kept = messages + [Conversation.Message(role: .user, content: text)]
         let maxT = engine.config.maxSeqLen, reserve = min(parameters.maxNewTokens, maxT / 4)
         var prompt = try format.renderForCompletion(conversation(kept))  // the last message is the user's
@@ -106,63 +116,55 @@ public final class ChatSession {
         var p = parameters
         p.seed = seeds.next()
         p.stopTokens = Set(format.stopTokens)
-        let stream = ReplyStream(format: format, onText: onText)
+        let stream = ReplyStream(format: format, onPiece: onPiece)
         let finish: EngineFinish
         do {
-            finish = try engine.generate(prompt: prompt, parameters: p) { stream.push($0) }
+            finish = try engine.generate(prompt: prompt, parameters: p, tools: format.toolCalls) { stream.push($0) }
         } catch {
             messages.removeLast()
             throw error
         }
         let reply = stream.finish()
-        messages.append(Conversation.Message(role: .assistant, content: reply))
-        return ChatReply(text: reply, finish: finish, forgottenMessages: forgotten)
+        messages.append(reply)
+        return ChatReply(text: reply.content, message: reply, finish: finish, forgottenMessages: forgotten)
     }
 }
 
-/// Turns a reply's tokens into streamed text, on the engine's thread; the caller reads `finish()` after
+/// Turns a reply's tokens into streamed pieces, on the engine's thread; the caller reads `finish()` after
 /// the engine has returned.
 private final class ReplyStream: @unchecked Sendable {
-    let format: any ChatFormat
-    let onText: @Sendable (String) -> Bool
-    var decoder: StreamingDecoder
-    var text = ""
+    let onPiece: @Sendable (ReplyPiece) -> Bool
+    var decoder: ReplyPartsDecoder
+    /// The pieces the consumer accepted.
+    var accepted: [ReplyPiece] = []
     var stopped = false
 
-    init(format: any ChatFormat, onText: @escaping @Sendable (String) -> Bool) {
-        self.format = format
-        self.onText = onText
-        decoder = StreamingDecoder(tokenizer: format.tokenizer)
+    init(format: any ChatFormat, onPiece: @escaping @Sendable (ReplyPiece) -> Bool) {
+        self.onPiece = onPiece
+        decoder = ReplyPartsDecoder(format: format)
     }
 
-    /// Decodes one token and offers its text; false when the consumer stopped.
+    /// Decodes one token and offers the pieces it completes; false when the consumer stopped.
     func push(_ id: Int32) -> Bool {
-        let piece: String
-        if let name = format.specialName(of: id) {
-            piece = decoder.finish() + name
-        } else if let s = try? decoder.push(id) {
-            piece = s
-        } else {
-            piece = decoder.finish() + "\u{FFFD}"  // an id past the tokenizer's (an untrained padded row)
-        }
-        return offer(piece)
-    }
-
-    private func offer(_ piece: String) -> Bool {
-        guard !piece.isEmpty else { return true }
-        guard onText(piece) else {
-            stopped = true
-            return false
-        }
-        text += piece
+        for piece in decoder.push(id) where !offer(piece) { return false }
         return true
     }
 
-    /// The whole reply, once the last token is in: an incomplete character left over is offered as U+FFFD.
-    func finish() -> String {
-        let rest = decoder.finish()
-        if !stopped { _ = offer(rest) }
-        return text
+    private func offer(_ piece: ReplyPiece) -> Bool {
+        guard !stopped else { return false }
+        guard onPiece(piece) else {
+            stopped = true
+            return false
+        }
+        accepted.append(piece)
+        return true
+    }
+
+    /// The whole reply, once the last token is in: what is left (an incomplete character as U+FFFD, a call
+    /// cut short) is offered, then the accepted pieces become the assistant's message.
+    func finish() -> Conversation.Message {
+        for piece in decoder.finish() where !offer(piece) { break }
+        return Conversation.Message(assistantPieces: accepted)
     }
 }
 

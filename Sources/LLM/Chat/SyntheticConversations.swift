@@ -1,5 +1,7 @@
-// The project's own small chat dataset, generated: greetings, who-are-you answers, arithmetic and facts about
-// the model itself, so the SFT walkthrough needs no one else's data. Seeded, so a seed gives the same file.
+// The project's own small chat dataset, generated: greetings, who-are-you answers, arithmetic, facts about the
+// model itself, and arithmetic problems answered with the calculator tool (a python call and its output as
+// parts of the assistant's message, nanochat's shape), so the SFT walkthrough needs no one else's data.
+// Seeded, so a seed gives the same file.
 import Foundation
 
 public enum SyntheticConversations {
@@ -14,8 +16,9 @@ public enum SyntheticConversations {
         }
     }
 
-    /// `count` conversations of one to three turns, with an occasional system message. `count` must be in
-    /// 0...`maxCount` (a programming error otherwise; `checkCount` checks a user's value first).
+    /// `count` conversations of one to three turns, with an occasional system message; about one turn in five
+    /// is an `ArithmeticProblems` problem solved with a calculator call. `count` must be in 0...`maxCount` (a
+    /// programming error otherwise; `checkCount` checks a user's value first).
     public static func generate(count: Int, seed: UInt64) -> [Conversation] {
         precondition((0...maxCount).contains(count), "count \(count) must be between 0 and \(maxCount)")
         var rng = SplitMix64(seed: seed)
@@ -40,14 +43,31 @@ public enum SyntheticConversations {
             var messages = [Conversation.Message]()
             if rng.next() % 8 == 0 { messages.append(.init(role: .system, content: pick(systemPrompts))) }
             for _ in 0..<1 + Int(rng.next() % 3) {
-                let (question, answer) = turn()
-                messages.append(.init(role: .user, content: question))
-                messages.append(.init(role: .assistant, content: answer))
+                if rng.next() % 5 == 0 {
+                    let (question, answer) = toolTurn(&rng)
+                    messages += [.init(role: .user, content: question), answer]
+                } else {
+                    let (question, answer) = turn()
+                    messages += [.init(role: .user, content: question), .init(role: .assistant, content: answer)]
+                }
             }
             return Conversation(messages: messages)
         }
     }
 
+    /// An arithmetic problem and an answer that calls the calculator: a lead-in, the call, the calculator's own
+    /// output (what the engine will feed back at inference), then the answer.
+    static func toolTurn(_ rng: inout SplitMix64) -> (String, Conversation.Message) {
+        let problem = ArithmeticProblems.problem(&rng)
+        let lead = toolLeads[Int(rng.next() % UInt64(toolLeads.count))]
+        let answer = Conversation.Message(role: .assistant, parts: [
+            .text(lead), .python(problem.expression), .pythonOutput(problem.answer.description),
+            .text(" The answer is \(problem.answerText)."),
+        ])
+        return (problem.question, answer)
+    }
+
+    static let toolLeads = ["Let me compute: ", "I'll use the calculator: ", "Let me work it out: ", "Calculating: "]
     static let greetings = ["Hi!", "Hello.", "Hey there", "Good morning!", "Good evening.", "hi", "Hello, how are you?"]
     static let greetingReplies = [
         "Hello! How can I help you today?", "Hi! What would you like to talk about?",

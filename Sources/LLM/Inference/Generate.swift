@@ -31,14 +31,18 @@ extension Generator {
     /// Continues `prompt`: prefills it, then samples up to `parameters.maxNewTokens` tokens, calling `onToken`
     /// with each as soon as it is chosen (return false to stop). Prompt and new tokens together never pass the
     /// context (maxT): generation stops there with `.contextFull` rather than sliding the window. Starts from an
-    /// empty cache. Throws `sequenceTooLong` for a prompt longer than maxT (see `croppedPrompt`) and
-    /// `tokenOutOfRange` for a prompt token not below V.
-    public func generate(prompt: [Int32], parameters: GenerateParameters,
+    /// empty cache. With `tools`, a calculator call the model writes is answered: its output tokens are fed
+    /// and delivered as if sampled (see ToolCalls.swift), counting towards `maxNewTokens`. Throws
+    /// `sequenceTooLong` for a prompt longer than maxT (see `croppedPrompt`) and `tokenOutOfRange` for a prompt
+    /// token, or a tool's token, not below V.
+    public func generate(prompt: [Int32], parameters: GenerateParameters, tools: ToolCalls? = nil,
                          onToken: (Int32) -> Bool) throws(ModelError) -> GenerationResult {
         precondition(parameters.isValid, "generation settings out of range: \(parameters)")
         precondition(!prompt.isEmpty, "a prompt needs at least one token (start from the document separator)")
         let maxT = config.maxSeqLen
         guard prompt.count <= maxT else { throw .sequenceTooLong(seq: prompt.count, maxSeqLen: maxT) }
+        try tools?.check(vocabSize: config.vocabSize)
+        var toolState = tools.map { _ in ToolCallState() }
         var sampler = Sampler(parameters: parameters, vocabSize: config.vocabSize)
         var sequence = [Int32]()
         sequence.reserveCapacity(maxT)
@@ -63,12 +67,18 @@ extension Generator {
                     try forward(sequence[...], at: 0)
                 }
             }
-            let next = withLogits { sampler.sample($0) }
-            if parameters.stopTokens.contains(next) {
-                stopReason = .stopToken(next)
-                break
+            let next: Int32
+            if let forced = toolState?.takeForced() {
+                next = forced
+            } else {
+                next = withLogits { sampler.sample($0) }
+                if parameters.stopTokens.contains(next) {
+                    stopReason = .stopToken(next)
+                    break
+                }
             }
             sequence.append(next)
+            if let tools { toolState?.observe(next, tools: tools) }
             if !onToken(next) {
                 stopReason = .cancelled
                 break

@@ -60,6 +60,8 @@ public enum InferenceEngineError: Error, Equatable, CustomStringConvertible {
 /// arithmetic does not depend on the other rows, so a seeded request gives the same tokens alone or among
 /// others (and a Generator's, to float rounding). Prompt plus new tokens never pass the context (maxT):
 /// generation stops there with `.contextFull`. `parameters.useKVCache` is ignored: the engine always caches.
+/// A request with `tools` has its calculator calls answered, as `Generator.generate` does: the output tokens
+/// are fed in its slot's next steps, one a step, and delivered as if sampled.
 ///
 /// All compute runs on one thread of the engine's own (plus the kernels' Dispatch workers), never on the Swift
 /// concurrency pool; callers on any thread only queue requests and read results. A new prompt is prefilled
@@ -117,12 +119,19 @@ public final class InferenceEngine: Sendable {
     /// `InferenceEngineError`. The engine keeps serving others either way.
     public func generate(prompt: [Int32],
                          parameters: GenerateParameters) -> AsyncThrowingStream<EngineEvent, any Error> {
+        generate(prompt: prompt, parameters: parameters, tools: nil)
+    }
+
+    /// `generate(prompt:parameters:)` with the calculator answering the model's calls when `tools` is given
+    /// (their output tokens are `.token` events like the others). A tool token not below V throws.
+    public func generate(prompt: [Int32], parameters: GenerateParameters,
+                         tools: ToolCalls?) -> AsyncThrowingStream<EngineEvent, any Error> {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: EngineEvent.self)
-        do { try check(prompt: prompt, parameters: parameters) } catch {
+        do { try check(prompt: prompt, parameters: parameters, tools: tools) } catch {
             continuation.finish(throwing: error)
             return stream
         }
-        let request = Request(prompt: prompt, parameters: parameters, deliver: { token in
+        let request = Request(prompt: prompt, parameters: parameters, tools: tools, deliver: { token in
             if case .terminated = continuation.yield(.token(token)) { return false }
             return true
         }, complete: { result in
@@ -144,12 +153,13 @@ public final class InferenceEngine: Sendable {
     /// Blocking form for the terminal REPL: queues the generation and waits for it. `onToken` is called on the
     /// engine's thread with each token; return false to cancel. Returns the finish record; throws as the
     /// stream does. Blocks the calling thread, so not for the Swift concurrency pool, and never from `onToken`.
-    public func generate(prompt: [Int32], parameters: GenerateParameters,
+    public func generate(prompt: [Int32], parameters: GenerateParameters, tools: ToolCalls? = nil,
                          onToken: @escaping @Sendable (Int32) -> Bool) throws -> EngineFinish {
         precondition(!core.isEngineThread, "the blocking generate would wait for itself on the engine thread")
-        try check(prompt: prompt, parameters: parameters)
+        try check(prompt: prompt, parameters: parameters, tools: tools)
         let outcome = Outcome()
-        let request = Request(prompt: prompt, parameters: parameters, deliver: onToken, complete: outcome.set)
+        let request = Request(prompt: prompt, parameters: parameters, tools: tools, deliver: onToken,
+                              complete: outcome.set)
         try core.submit(request)
         return try outcome.wait().get()
     }
@@ -168,8 +178,9 @@ public final class InferenceEngine: Sendable {
     var isShuttingDown: Bool { core.isStopping }
 
     /// Throws what is wrong with a request before it is queued, so the engine only ever sees valid ones.
-    private func check(prompt: [Int32], parameters: GenerateParameters) throws {
+    private func check(prompt: [Int32], parameters: GenerateParameters, tools: ToolCalls?) throws {
         guard parameters.isValid else { throw InferenceEngineError.invalidParameters(parameters) }
+        try tools?.check(vocabSize: config.vocabSize)
         guard !prompt.isEmpty else { throw ModelError.tokenCountMismatch(what: "the prompt", count: 0, expected: 1) }
         guard prompt.count <= config.maxSeqLen else {
             throw ModelError.sequenceTooLong(seq: prompt.count, maxSeqLen: config.maxSeqLen)
@@ -186,6 +197,7 @@ public final class InferenceEngine: Sendable {
 private final class Request: @unchecked Sendable {
     let prompt: [Int32]
     let parameters: GenerateParameters
+    let tools: ToolCalls?
     let submitted = DispatchTime.now().uptimeNanoseconds
     /// Hands over a token; false when its consumer is gone, which cancels the generation.
     let deliver: @Sendable (Int32) -> Bool
@@ -194,10 +206,11 @@ private final class Request: @unchecked Sendable {
     /// Set by the consumer's side when it goes away. Guarded by the engine's lock.
     var cancelled = false
 
-    init(prompt: [Int32], parameters: GenerateParameters, deliver: @escaping @Sendable (Int32) -> Bool,
+    init(prompt: [Int32], parameters: GenerateParameters, tools: ToolCalls?, deliver: @escaping @Sendable (Int32) -> Bool,
          complete: @escaping @Sendable (Result<EngineFinish, any Error>) -> Void) {
         self.prompt = prompt
         self.parameters = parameters
+        self.tools = tools
         self.deliver = deliver
         self.complete = complete
     }
@@ -225,6 +238,8 @@ private struct Slot {
     let request: Request
     var phase = Phase.prefill
     var sampler: Sampler
+    /// Where the request is in a calculator call, when it has tools.
+    var toolState: ToolCallState?
     /// Tokens delivered so far; the last one is fed to the model in the next decode step.
     var generated = 0
     var last: Int32 = 0
@@ -348,7 +363,8 @@ private final class EngineCore: @unchecked Sendable {
                 let request = queue.removeFirst()
                 active += 1
                 slots[i] = Slot(request: request, sampler: Sampler(parameters: request.parameters,
-                                                                   vocabSize: model.config.vocabSize))
+                                                                   vocabSize: model.config.vocabSize),
+                                toolState: request.tools.map { _ in ToolCallState() })
                 admitted = true
             }
         }
@@ -368,10 +384,7 @@ private final class EngineCore: @unchecked Sendable {
         }
         guard rows > 0 else { return }
         model.decode(rows: rows)
-        for row in 0..<rows {
-            let i = rowSlots[row]
-            accept(i, model.withLogits(row: row) { slots[i]!.sampler.sample($0) })
-        }
+        for row in 0..<rows { next(rowSlots[row], row: row) }
     }
 
     /// Runs slot i's prompt and takes its first token, unless there is no room for one.
@@ -383,13 +396,21 @@ private final class EngineCore: @unchecked Sendable {
         do { try model.prefill(slot: i, tokens: request.prompt[...]) } catch {
             return complete(i, .failure(error))  // not reached: requests are checked when queued
         }
-        accept(i, model.withLogits(row: 0) { slots[i]!.sampler.sample($0) })
+        next(i, row: 0)
     }
 
-    /// Slot i's request chose `token`: stop there, or deliver it and decide whether to continue.
-    private func accept(_ i: Int, _ token: Int32) {
+    /// Slot i's next token: a calculator output's next token if one is pending, else sampled from logits row `row`.
+    private func next(_ i: Int, row: Int) {
+        if let forced = slots[i]!.toolState?.takeForced() { return accept(i, forced, sampled: false) }
+        accept(i, model.withLogits(row: row) { slots[i]!.sampler.sample($0) }, sampled: true)
+    }
+
+    /// Slot i's request chose `token`: stop there (a sampled stop token), or deliver it and decide whether to
+    /// continue.
+    private func accept(_ i: Int, _ token: Int32, sampled: Bool) {
         let request = slots[i]!.request, p = request.parameters
-        if p.stopTokens.contains(token) { return finish(i, .stopToken(token)) }
+        if sampled && p.stopTokens.contains(token) { return finish(i, .stopToken(token)) }
+        if let tools = request.tools { slots[i]!.toolState?.observe(token, tools: tools) }
         slots[i]!.generated += 1
         slots[i]!.last = token
         if slots[i]!.firstToken == nil { slots[i]!.firstToken = DispatchTime.now().uptimeNanoseconds }
