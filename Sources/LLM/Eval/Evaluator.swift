@@ -202,7 +202,8 @@ public final class Evaluator {
         let room = generator.config.maxSeqLen - prompt.count
         var parameters = GenerateParameters(maxNewTokens: min(task.maxTokens, room), temperature: 0)
         parameters.stopTokens = Set(format.stopTokens + model.endTokens)
-        let result = try generator.generate(prompt: prompt, parameters: parameters) { _ in true }
+        // A model trained here with tool use gets its calculator, as in `llm chat`.
+        let result = try generator.generate(prompt: prompt, parameters: parameters, tools: format.toolCalls) { _ in true }
         cached = []
         savedPrefix = nil
         let reply = try format.decode(result.tokens)
