@@ -205,14 +205,7 @@ public struct Conversation: Codable, Sendable, Equatable {
             throw .unreadable(path: path, reason: "\((error as NSError).localizedFailureReason ?? error.localizedDescription)")
         }
         var out = [Conversation]()
-        var lineNumber = 0
-        var start = data.startIndex
-        while start < data.endIndex {
-            let end = data[start...].firstIndex(of: 0x0A) ?? data.endIndex
-            lineNumber += 1
-            let line = data[start..<end]
-            start = end < data.endIndex ? end + 1 : end
-            guard line.contains(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D }) else { continue }
+        try forEachJSONLine(in: data) { (line, lineNumber) throws(ChatFormatError) in
             out.append(try parse(jsonLine: line, path: path, line: lineNumber))
         }
         return out

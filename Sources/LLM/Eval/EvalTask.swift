@@ -217,14 +217,7 @@ public struct EvalTask: Sendable, Equatable {
         let decoder = JSONDecoder()
         var header: Header?
         var examples = [Example]()
-        var lineNumber = 0
-        var start = data.startIndex
-        while start < data.endIndex {
-            let end = data[start...].firstIndex(of: 0x0A) ?? data.endIndex
-            lineNumber += 1
-            let line = data[start..<end]
-            start = end < data.endIndex ? end + 1 : end
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+        try forEachJSONLine(in: data) { (line, lineNumber) throws(EvalError) in
             do {
                 if header == nil {
                     header = try decoder.decode(Header.self, from: line)
