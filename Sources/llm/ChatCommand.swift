@@ -53,6 +53,15 @@ struct ChatCommand: ParsableCommand {
         }
     }
 
+    /// A warning for a run of this project that was pretrained but never fine-tuned on conversations: it has
+    /// the chat tokens but never learned to answer or to stop, so it continues the text until its context fills.
+    static func notFineTunedWarning(_ model: String) throws -> String? {
+        guard RunDirectory.isRun(model) else { return nil }
+        let config = try RunDirectory(model).readConfig()
+        guard config.training.conversations == nil, config.lora == nil else { return nil }
+        return "llm: warning: \(model) was pretrained but never fine-tuned on conversations, so it will continue text rather than answer; fine-tune it first: llm sft --init \(model) --data CONVERSATIONS.jsonl (llm chat-data writes some)"
+    }
+
     private var parameters: GenerateParameters {
         GenerateParameters(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK == 0 ? nil : topK, topP: topP)
     }
@@ -69,6 +78,7 @@ struct ChatCommand: ParsableCommand {
                 let needed = ChatTokens(tokenizer: loaded.tokenizer).requiredVocabSize
                 throw ChatSessionError.noChatTokens(vocabSize: loaded.weights.config.vocabSize, required: needed)
             }
+            if let warning = try Self.notFineTunedWarning(model) { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
             try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: 1, threads: threads)
             let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: 1, threads: threads)
             defer { engine.shutdown() }
@@ -195,7 +205,9 @@ private func note(_ reply: ChatReply, terminal: Terminal?) {
     case .stopToken: break
     case .cancelled: say("(stopped)")
     case .maxNewTokens: say("(reply cut at --max-new-tokens)")
-    case .contextFull: say("(the model's context is full: /clear to start a new conversation)")
+    case .contextFull:
+        say(terminal == nil ? "(the reply filled the model's context and was cut there)"
+                            : "(the model's context is full: /clear to start a new conversation)")
     }
 }
 

@@ -102,6 +102,9 @@ extension Conversation {
             bytes += try encoder.encode(c)
             bytes.append(0x0A)
         }
+        // The folder is made if missing (`--out runs/conversations.jsonl` before any run exists).
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         try writeFileAtomically(path) { try $0.write(bytes) }
     }
 }
