@@ -7,7 +7,7 @@ struct LLMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "llm",
         abstract: "Train, fine-tune, run and serve language models (GPT-2, Llama, Qwen2, Gemma 3, nanochat), written from scratch in Swift.",
-        subcommands: [TrainCommand.self, SftCommand.self, ChatDataCommand.self, SampleCommand.self, ChatCommand.self, ServeCommand.self, PullCommand.self, InspectCommand.self, PrepareCommand.self, TokenizerCommand.self, VerifyCommand.self, ConvertCommand.self, MergeCommand.self, LogitsCommand.self, PerplexityCommand.self, EvalCommand.self, ReportCommand.self, BenchCommand.self, PlotCommand.self])
+        subcommands: [TrainCommand.self, SftCommand.self, ChatDataCommand.self, SampleCommand.self, ChatCommand.self, ServeCommand.self, PullCommand.self, InspectCommand.self, PrepareCommand.self, TokenizerCommand.self, VerifyCommand.self, ConvertCommand.self, MergeCommand.self, LogitsCommand.self, PerplexityCommand.self, EvalCommand.self, RLCommand.self, ReportCommand.self, BenchCommand.self, PlotCommand.self])
 
     /// ArgumentParser's, after one check of our own: a word where a command's name goes that names none is an
     /// error (`llm eval --help` would otherwise print the root help and exit 0).

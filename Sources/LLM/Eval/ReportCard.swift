@@ -14,6 +14,7 @@ public struct ReportCard {
 
         /// "pretraining", "fine-tuning (SFT)" or "LoRA fine-tuning".
         public var stage: String {
+            if config.rl != nil { return "RL (GRPO)" }
             if config.lora != nil { return "LoRA fine-tuning" }
             return config.training.conversations != nil ? "fine-tuning (SFT)" : "pretraining"
         }
@@ -115,8 +116,27 @@ public struct ReportCard {
                 + "\(t.steps) steps, \(t.muon != nil ? "Muon + AdamW" : "AdamW"), lr \(t.learningRate) (\(t.schedule.rawValue))\n"
             if let from = run.config.initializedFrom { md += "- Initialized from: \(from)\n" }
             let svgName = "loss-\(run.name).svg"
-            files.append((svgName, LossPlot.svg(records: run.records, title: run.name)))
-            md += "\n![loss of \(run.name)](\(svgName))\n\n"
+            if let rl = run.config.rl {
+                // An RL run's curve: the mean reward of each step's samples, and pass@1 on held-out problems.
+                let rewards = run.train.compactMap(\.reward), passes = run.evals.compactMap(\.accuracy)
+                md += "- RL: \(rl.steps) steps of \(rl.problemsPerStep) problems × \(rl.samplesPerProblem) samples, lr \(rl.learningRate)\n"
+                if let first = rewards.first, let last = rewards.last {
+                    md += "- Mean reward: \(Self.number(first)) at the first step, \(Self.number(last)) at the last\n"
+                }
+                if let first = passes.first, let last = passes.last {
+                    md += "- pass@1 on \(rl.evalProblems) held-out problems: \(Self.number(first)) before, \(Self.number(last)) after\n"
+                }
+                let plotted = run.records.map { r -> RunLogRecord in
+                    var r = r
+                    (r.loss, r.valLoss) = (r.reward, r.accuracy)
+                    return r
+                }
+                files.append((svgName, LossPlot.svg(records: plotted, title: "\(run.name): mean reward (line), pass@1 (dots)")))
+                md += "\n![reward of \(run.name)](\(svgName))\n\n"
+            } else {
+                files.append((svgName, LossPlot.svg(records: run.records, title: run.name)))
+                md += "\n![loss of \(run.name)](\(svgName))\n\n"
+            }
             if let sample = run.records.last(where: { $0.kind == .sample })?.text {
                 md += "Last sample (after step \(run.records.last(where: { $0.kind == .sample })!.step)):\n\n"
                 md += sample.split(separator: "\n", omittingEmptySubsequences: false).map { "> " + $0 }.joined(separator: "\n") + "\n\n"

@@ -354,13 +354,27 @@ public final class Transformer {
     /// gradients, so micro-batches accumulate: with lossScale = 1/k over k micro-batches the gradients are
     /// those of the mean loss over all of them. Allocates nothing.
     public func backward(lossScale: Float = 1) throws(ModelError) {
+        // The loss is the mean over the supervised positions; ignored ones (target -1) get no gradient.
+        let weight = lossScale / Float(max(supervised, 1))
+        try backward { i in weight }
+    }
+
+    /// Backpropagates Σ weights[i] · loss[i] over the B·T positions of the last forward pass (those whose target
+    /// is ignored get nothing), adding into the parameter gradients: a policy-gradient step weighs each sampled
+    /// token's loss by its advantage. Allocates nothing.
+    public func backward(positionWeights weights: [Float]) throws(ModelError) {
+        precondition(weights.count == lastBatch * lastSeq, "one weight per position of the last forward pass")
+        try backward { i in weights[i] }
+    }
+
+    /// The backward pass with `dloss(i)` as the gradient of position i's loss (for a supervised position).
+    private func backward(dloss: (Int) -> Float) throws(ModelError) {
         guard haveTargets else { throw .backwardWithoutTargets }
         let c = config, L = c.numLayers, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
         let B = lastBatch, T = lastSeq, N = B * T
         gradActs.zero()
-        // The loss is the mean over the supervised positions; ignored ones (target -1) get no gradient.
         let dlosses = dact(.losses)
-        for i in 0..<N { dlosses[i] = targets[i] >= 0 ? lossScale / Float(supervised) : 0 }
+        for i in 0..<N { dlosses[i] = targets[i] >= 0 ? dloss(i) : 0 }
         backend.softmaxCrossEntropyBackward(dlogits: dact(.logits), dlosses: dlosses, probs: act(.probs),
                                             targets: targets, N: N, V: V, Vp: Vp)
         if let cap = c.logitSoftcap {

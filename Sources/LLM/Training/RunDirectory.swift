@@ -23,6 +23,9 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var initializedFrom: String?   // weights path, or nil for a seeded GPT-2 init
     /// A LoRA run trains only an adapter on a frozen base; nil when every weight trains.
     public var lora: LoRARun?
+    /// Set for a reinforcement-learning run (`llm rl`): its settings; `training` is then the fine-tuning run's it
+    /// started from.
+    public var rl: RLConfig? = nil
 
     public init(model: ModelConfig, training: TrainingConfig, initializedFrom: String?, lora: LoRARun? = nil) {
         (self.model, self.training, self.initializedFrom, self.lora) = (model, training, initializedFrom, lora)

@@ -49,6 +49,9 @@ public struct RunLogRecord: Codable, Sendable, Equatable {
     public var ms: Double?
     public var tokensPerSecond: Double?
     public var bitsPerByte: Double?
+    /// Reinforcement learning: the mean reward of a step's samples (`train`), pass@1 on held-out problems (`eval`).
+    public var reward: Double?
+    public var accuracy: Double?
     public var text: String?
     public var message: String?
     /// Seconds since 1970 when the record was written; `RunLogWriter` fills it in when absent.
@@ -56,7 +59,8 @@ public struct RunLogRecord: Codable, Sendable, Equatable {
 
     public init(kind: Kind, step: Int, loss: Double? = nil, valLoss: Double? = nil, lr: Double? = nil,
                 gradNorm: Double? = nil, ms: Double? = nil, tokensPerSecond: Double? = nil,
-                bitsPerByte: Double? = nil, text: String? = nil, message: String? = nil, time: Double? = nil) {
+                bitsPerByte: Double? = nil, reward: Double? = nil, accuracy: Double? = nil, text: String? = nil,
+                message: String? = nil, time: Double? = nil) {
         self.kind = kind
         self.step = step
         self.loss = loss
@@ -66,6 +70,8 @@ public struct RunLogRecord: Codable, Sendable, Equatable {
         self.ms = ms
         self.tokensPerSecond = tokensPerSecond
         self.bitsPerByte = bitsPerByte
+        self.reward = reward
+        self.accuracy = accuracy
         self.text = text
         self.message = message
         self.time = time
@@ -77,7 +83,7 @@ public struct RunLogRecord: Codable, Sendable, Equatable {
         var fields = ["\"kind\":\"\(kind.rawValue)\"", "\"step\":\(step)"]
         let numbers: [(String, Double?)] = [("time", time), ("loss", loss), ("val_loss", valLoss), ("lr", lr),
                                             ("grad_norm", gradNorm), ("ms", ms), ("tokens_per_second", tokensPerSecond),
-                                            ("bits_per_byte", bitsPerByte)]
+                                            ("bits_per_byte", bitsPerByte), ("reward", reward), ("accuracy", accuracy)]
         for case let (key, value?) in numbers { fields.append("\"\(key)\":\(jsonNumber(value))") }
         for case let (key, value?) in [("message", message), ("text", text)] { fields.append("\"\(key)\":\(jsonString(value))") }
         return "{" + fields.joined(separator: ",") + "}"
