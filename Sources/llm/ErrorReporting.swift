@@ -39,10 +39,19 @@ func reportingErrors(_ body: () throws -> Void) throws {
         fail(error.description)
     } catch let error as EvalError {
         fail(error.description)
+    } catch let error as DistributedError {
+        fail(error.description)
+    } catch where Ranks.mpi != nil {
+        fail("\(error)")
     }
 }
 
 private func fail(_ message: String) -> Never {
+    // Under mpirun, name the rank and end every rank now: the others would wait for this one forever.
+    if let mpi = Ranks.mpi {
+        FileHandle.standardError.write(Data("llm: error: rank \(mpi.rank): \(message)\n".utf8))
+        mpi.abort(code: 1)
+    }
     FileHandle.standardError.write(Data("llm: error: \(message)\n".utf8))
     exit(1)
 }

@@ -18,7 +18,11 @@ struct RunOptions: ParsableArguments {
     @Option(help: "The machine's peak GFLOP/s, to print MFU.") var peakGflops: Double?
     @Flag(help: "Skip steps whose loss or gradient norm is not finite instead of stopping.") var skipNonfinite = false
     @Flag(help: "Print only results, no progress.") var quiet = false
-    @Option(help: "Worker threads (default: all cores).") var threads: Int?
+    @Flag(help: "At the end, print where a step's time went, per kind of operation (communication included under mpirun).")
+    var profile = false
+    @Option(help: "Worker threads (default: all cores; under mpirun, per rank).") var threads: Int?
+    @Option(help: "Under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1: each keeps and updates 1/N of them).")
+    var zero = 0
 
     /// The flags' own ranges; the full set (with the command's) is checked by `TrainingConfig.validate()`
     /// from each command's `validate()`.
@@ -41,6 +45,7 @@ struct RunOptions: ParsableArguments {
         t.checkpointEvery = checkpointEvery
         t.keepCheckpoints = keepCheckpoints
         t.skipNonFinite = skipNonfinite
+        t.zeroStage = zero == 0 ? nil : zero
     }
 
     /// The new run's directory for its status line, with `(runs/latest)` where that link now points at it.
@@ -59,9 +64,23 @@ struct RunOptions: ParsableArguments {
         // The first SIGINT/SIGTERM/SIGHUP finishes the step and writes a checkpoint; a second one exits at once.
         let interrupt = StopRequest(message: "finishing this step and writing a checkpoint")
         interrupt.install()
+        if let line = Ranks.describe(trainer) { progress.status(line) }
+        let ops = profile ? OpProfile() : nil
+        trainer.model.profile = ops
+        let firstStep = trainer.step
         try trainer.train(stopAfter: stop, observer: { progress.show($0, trainer: trainer) },
                           shouldStop: { interrupt.isRequested })
         progress.finish()
+        Ranks.finish()
+        guard trainer.communicator.isMain else { return }  // rank 0 reports
+        if let ops, trainer.step > firstStep {
+            let steps = trainer.step - firstStep, total = ops.entries.reduce(0) { $0 + $1.milliseconds }
+            print("per step (mean of \(steps)\(trainer.communicator.size > 1 ? ", rank 0" : ""); evals included):")
+            for e in ops.entries {
+                let name = e.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)
+                print(String(format: "  %@ %9.1f ms  %5.1f%%", name, e.milliseconds / Double(steps), 100 * e.milliseconds / total))
+            }
+        }
         if interrupt.isRequested && trainer.step < trainer.config.training.steps {
             print("stopped at step \(trainer.step); continue with: llm \(trainer.config.training.conversations == nil ? "train" : "sft") --resume \(trainer.run.path)")
         }

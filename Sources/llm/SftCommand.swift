@@ -132,12 +132,12 @@ struct SftCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
+            let ranks = try Ranks.communicator()
+            let progress = TrainingProgress(quiet: runOptions.quiet || !ranks.isMain, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
                 // Through a link such as runs/latest, the run it names now: checkpoints keep going there if it moves.
-                trainer = try Trainer.resume(run: RunDirectory(RunDirectory.resolvingLinks(resume)),
-                                             parallel: runOptions.parallel, status: progress.status)
+                trainer = try Ranks.resume(ranks, run: resume, parallel: runOptions.parallel, status: progress.status)
                 progress.status("resuming \(trainer.run.path) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
                 var t = trainingConfig()
@@ -152,7 +152,9 @@ struct SftCommand: ParsableCommand {
                 job.lora = loraConfig
                 job.quantizedBase = !dequantize
                 job.linksLatest = runOptions.out == nil  // runs/latest, for runs in the default folder
-                trainer = try job.start(parallel: runOptions.parallel, status: progress.status)
+                trainer = try Ranks.start(ranks, parallel: runOptions.parallel) {
+                    try job.start(parallel: runOptions.parallel, communicator: ranks, status: progress.status)
+                }
                 progress.status("run \(runOptions.runName(trainer)): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters\(trainer.config.lora == nil ? "" : " (frozen)")")
             }
             try runOptions.train(trainer, progress: progress)

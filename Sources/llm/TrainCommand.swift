@@ -78,12 +78,12 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             try device.check()
             let parallel = runOptions.parallel
-            let progress = TrainingProgress(quiet: runOptions.quiet, peakGflops: runOptions.peakGflops)
+            let ranks = try Ranks.communicator()
+            let progress = TrainingProgress(quiet: runOptions.quiet || !ranks.isMain, peakGflops: runOptions.peakGflops)
             let trainer: Trainer
             if let resume = runOptions.resume {
                 // Through a link such as runs/latest, the run it names now: checkpoints keep going there if it moves.
-                trainer = try Trainer.resume(run: RunDirectory(RunDirectory.resolvingLinks(resume)), parallel: parallel,
-                                             status: progress.status)
+                trainer = try Ranks.resume(ranks, run: resume, parallel: parallel, status: progress.status)
                 try checkShapeFlags(against: trainer.config.model, source: resume)
                 progress.status("resuming \(trainer.run.path) at step \(trainer.step) of \(trainer.config.training.steps)")
             } else {
@@ -96,7 +96,9 @@ struct TrainCommand: ParsableCommand {
                                  tokenizer: tokenizerChoice(), input: input, trainShards: train, valShards: val,
                                  training: try trainingConfig())
                 job.linksLatest = runOptions.out == nil  // runs/latest, for runs in the default folder
-                trainer = try job.start(parallel: parallel, status: progress.status)
+                trainer = try Ranks.start(ranks, parallel: parallel) {
+                    try job.start(parallel: parallel, communicator: ranks, status: progress.status)
+                }
                 if `init` != nil { try checkShapeFlags(against: trainer.config.model, source: `init`!) }
                 progress.status("run \(runOptions.runName(trainer)): \(trainer.config.model), \(trainer.config.model.parameterCount) parameters")
             }

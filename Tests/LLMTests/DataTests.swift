@@ -200,7 +200,7 @@ import Testing
                 #expect(inputs == batch.inputs, "batch \(i)")
                 #expect(targets == batch.targets, "batch \(i)")
             }
-            #expect(loader.state == DataLoaderState(epoch: 1, shard: 0, sample: 1, order: .sequential))
+            #expect(loader.state == DataLoaderState(epoch: 1, shard: 0, sample: 1, order: .sequential, sampleTokens: 6))
         }
     }
 
@@ -301,12 +301,12 @@ import Testing
     @Test func shardTooSmallForOneBatchSaysHowManyTokensItHasAndNeeds() throws {
         try withTemporaryDirectory { dir in
             let files = try writeShards(dir, sizes: [100, 37])
-            let error = DataError.shardTooSmall(path: files[1], tokens: 37, batch: 4, seq: 16, worldSize: 1)
+            let error = DataError.shardTooSmall(path: files[1], tokens: 37, batch: 4, seq: 16, chunks: 1)
             #expect(throws: error) { try DataLoader(files: files, batch: 4, seq: 16) }
             #expect(error.description == "\(files[1]): 37 tokens, but one batch of B=4 x T=16 needs 65")
-            let sharded = DataError.shardTooSmall(path: files[0], tokens: 100, batch: 4, seq: 16, worldSize: 2)
+            let sharded = DataError.shardTooSmall(path: files[0], tokens: 100, batch: 4, seq: 16, chunks: 2)
             #expect(throws: sharded) { try DataLoader(files: files, batch: 4, seq: 16, rank: 1, worldSize: 2) }
-            #expect(sharded.description.hasSuffix("100 tokens, but one batch of B=4 x T=16 on each of 2 ranks needs 129"))
+            #expect(sharded.description.hasSuffix("100 tokens, but one batch of B=4 x T=16 for each of 2 micro-batches (ranks × accumulation steps) needs 129"))
             #expect(throws: DataError.self) { try DataLoader(files: files, batch: 1, seq: 4, rank: 2, worldSize: 2) }
             #expect(throws: DataError.self) { try DataLoader(files: [], batch: 1, seq: 4) }
         }

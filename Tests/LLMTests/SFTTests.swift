@@ -58,7 +58,7 @@ import Testing
         }
         #expect(seen == convs.count)
         #expect(supervised == loader.supervisedTokens)
-        #expect(loader.state == DataLoaderState(epoch: 1, shard: 0, sample: 0, order: .sequential))
+        #expect(loader.state == DataLoaderState(epoch: 1, shard: 0, sample: 0, order: .sequential, sampleTokens: 192))
     }
 
     @Test func longConversationsAreCutNotSplit() throws {

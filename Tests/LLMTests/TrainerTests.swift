@@ -223,7 +223,7 @@ import Testing
             var t = TrainingConfig(trainShards: "", valShards: nil, tokenizer: "")
             t.batch = 2
             t.seq = 8
-            #expect(throws: DataError.shardTooSmall(path: dir + "/tiny_train_000001.bin", tokens: 3, batch: 2, seq: 8, worldSize: 1)) {
+            #expect(throws: DataError.shardTooSmall(path: dir + "/tiny_train_000001.bin", tokens: 3, batch: 2, seq: 8, chunks: 1)) {
                 try NewRun(runDirectory: dir + "/b", model: .fresh(try .gpt2(maxSeqLen: 8, vocabSize: 1, numLayers: 1, numHeads: 1, channels: 8)),
                            tokenizer: .file(setup.tokenizerPath), input: nil, trainShards: dir + "/tiny_train_*.bin",
                            valShards: nil, training: t).start(parallel: ParallelFor(threads: 1))

@@ -26,12 +26,19 @@ public protocol TrainingBatches: AnyObject {
 extension DataLoader: TrainingBatches {}
 
 /// Serves packed, masked (B, T) batches of rendered conversations. Its position is a `DataLoaderState` with
-/// shard 0 and `sample` the next batch of the epoch; each epoch's packing is rebuilt from the order's seed and
-/// the epoch number, so a restored loader continues with exactly the batches it would have produced.
+/// shard 0 and `sample` the next step of the epoch; each epoch's packing is rebuilt from the order's seed and
+/// the epoch number, so a restored loader continues with exactly the batches it would have produced. As with
+/// `DataLoader`, a step's k·W batches of B rows (k micro-batches on each of W ranks) are cut from one run of
+/// the epoch's rows: micro-batch m of rank r is batch (sample·k + m)·W + r, so W ranks × k micro-batches read
+/// the rows one process reads with k·W. Batches past the epoch's last row are padding (no supervised token).
 public final class ConversationLoader: TrainingBatches {
     public let batch: Int
     public let seq: Int
     public let order: DataOrder
+    public let rank: Int
+    public let worldSize: Int
+    /// Micro-batches each rank reads per step (gradient accumulation steps).
+    public let microBatches: Int
     public private(set) var state: DataLoaderState
     /// The rendered conversations (ids and loss mask, each at most T+1 tokens).
     public let rendered: [(ids: [Int32], mask: [Bool])]
@@ -42,13 +49,22 @@ public final class ConversationLoader: TrainingBatches {
     private let padding: Int32
     /// The current epoch's rows: each a list of conversation indices, in order.
     private var rows: [[Int]] = []
+    /// The next micro-batch of the current step.
+    private var micro = 0
 
     /// Renders `conversations` with `renderer`, cut to seq+1 tokens each. Throws if `batch` or `seq` is below 1
     /// or B·T is over `TrainingConfig.maxMicroBatchTokens`, if there are no conversations, or none has a
     /// supervised token, or a token is not below `vocabSize`.
     public init(conversations: [Conversation], renderer: any ChatFormat, batch: Int, seq: Int, order: DataOrder,
-                vocabSize: Int, source: String) throws(DataError) {
+                vocabSize: Int, source: String, rank: Int = 0, worldSize: Int = 1,
+                microBatches: Int = 1) throws(DataError) {
         guard batch >= 1 else { throw .invalidArgument("--batch \(batch) must be at least 1") }
+        guard worldSize > 0, (0..<worldSize).contains(rank) else {
+            throw .invalidArgument("rank \(rank) must be in 0..<\(worldSize) (the world size)")
+        }
+        guard microBatches > 0, microBatches <= Int.max / worldSize else {
+            throw .invalidArgument("micro-batches per step \(microBatches) must be positive")
+        }
         guard seq >= 1 else { throw .invalidArgument("--seq \(seq) must be at least 1") }
         let (bt, overflow) = batch.multipliedReportingOverflow(by: seq)
         guard !overflow, bt <= TrainingConfig.maxMicroBatchTokens else {
@@ -58,6 +74,9 @@ public final class ConversationLoader: TrainingBatches {
         self.batch = batch
         self.seq = seq
         self.order = order
+        self.rank = rank
+        self.worldSize = worldSize
+        self.microBatches = microBatches
         padding = renderer.paddingToken
         var truncated = 0, supervised = 0
         var rendered = [(ids: [Int32], mask: [Bool])]()
@@ -79,11 +98,21 @@ public final class ConversationLoader: TrainingBatches {
         self.rendered = rendered
         truncatedCount = truncated
         supervisedTokens = supervised
-        state = DataLoaderState(epoch: 0, shard: 0, sample: 0, order: order)
+        state = DataLoaderState(epoch: 0, shard: 0, sample: 0, order: order, sampleTokens: nil)
         rows = pack(epoch: 0)
+        state.sampleTokens = chunksPerStep * bt
     }
 
-    public var batchesPerEpoch: Int { (rows.count + batch - 1) / batch }
+    /// Batches of B rows one step reads, over all ranks.
+    private var chunksPerStep: Int { microBatches * worldSize }
+
+    /// Steps in one pass over the data (the last may be partly padding).
+    public var batchesPerEpoch: Int { Self.steps(rows: rows.count, batch: batch, chunks: chunksPerStep) }
+
+    private static func steps(rows: Int, batch: Int, chunks: Int) -> Int {
+        let batches = (rows + batch - 1) / batch
+        return (batches + chunks - 1) / chunks
+    }
 
     /// Rows of T+1 tokens for one epoch, packed from the conversations in that epoch's order.
     private func pack(epoch: Int) -> [[Int]] {
@@ -115,8 +144,9 @@ public final class ConversationLoader: TrainingBatches {
     public func next(into inputs: inout [Int32], targets: inout [Int32]) throws {
         let T = seq
         precondition(inputs.count == batch * T && targets.count == batch * T, "inputs and targets must hold B·T tokens")
+        let chunk = (state.sample * microBatches + micro) * worldSize + rank
         for b in 0..<batch {
-            let r = state.sample * batch + b
+            let r = chunk * batch + b
             var pos = 0  // tokens of the packed row written so far (row token p is input p and target p-1)
             if r < rows.count {
                 for c in rows[r] {
@@ -134,6 +164,9 @@ public final class ConversationLoader: TrainingBatches {
                 targets[b * T + p] = -1
             }
         }
+        micro += 1
+        guard micro == microBatches else { return }
+        micro = 0
         state.sample += 1
         if state.sample == batchesPerEpoch {
             state.sample = 0
@@ -146,11 +179,26 @@ public final class ConversationLoader: TrainingBatches {
         guard saved.order == order else {
             throw DataError.stateMismatch("it is for \(saved.order) order, this loader's is \(order)")
         }
+        let stepTokens = chunksPerStep * batch * seq
+        var saved = saved
+        if saved.sampleTokens == nil, microBatches > 1 {
+            // Saved before samples were steps: each sample was one micro-batch of every rank.
+            guard saved.sample % microBatches == 0 else {
+                throw DataError.stateMismatch("it was saved by an older llm mid-step; start the run again")
+            }
+            saved.sample /= microBatches
+        }
+        if let tokens = saved.sampleTokens, tokens != stepTokens {
+            throw DataError.stateMismatch("its steps were \(tokens) tokens, this loader's are \(stepTokens) (ranks × micro-batches × B × T); keep the tokens per step when resuming")
+        }
+        saved.sampleTokens = stepTokens
         let rows = pack(epoch: saved.epoch)
-        guard saved.epoch >= 0, saved.shard == 0, (0..<(rows.count + batch - 1) / batch).contains(saved.sample) else {
+        guard saved.epoch >= 0, saved.shard == 0,
+              (0..<Self.steps(rows: rows.count, batch: batch, chunks: chunksPerStep)).contains(saved.sample) else {
             throw DataError.stateMismatch("epoch \(saved.epoch), batch \(saved.sample) is not a position in these conversations")
         }
         self.rows = rows
+        micro = 0
         state = saved
     }
 

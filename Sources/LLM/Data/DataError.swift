@@ -12,7 +12,8 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
     case tokenOutOfRange(path: String, token: Int64, position: Int, vocabSize: Int64)
     case tooManyTokens(path: String, count: Int)
     case noMatch(pattern: String)
-    case shardTooSmall(path: String, tokens: Int, batch: Int, seq: Int, worldSize: Int)
+    /// `chunks`: the B×T micro-batches one step reads from a sample (ranks × accumulation steps).
+    case shardTooSmall(path: String, tokens: Int, batch: Int, seq: Int, chunks: Int)
     case invalidArgument(String)
     case stateMismatch(String)
     case invalidUTF8(path: String, offset: Int)
@@ -44,10 +45,10 @@ public enum DataError: Error, Equatable, CustomStringConvertible {
         case let .tooManyTokens(path, count):
             "\(path): \(count) tokens, but a shard holds at most \(Int32.max)"
         case let .noMatch(pattern): "\(pattern): no files match"
-        case let .shardTooSmall(path, tokens, batch, seq, worldSize):
+        case let .shardTooSmall(path, tokens, batch, seq, chunks):
             "\(path): \(tokens) tokens, but one batch of B=\(batch) x T=\(seq)"
-                + (worldSize > 1 ? " on each of \(worldSize) ranks" : "")
-                + " needs \(worldSize * batch * seq + 1)"
+                + (chunks > 1 ? " for each of \(chunks) micro-batches (ranks × accumulation steps)" : "")
+                + " needs \(chunks * batch * seq + 1)"
         case let .invalidArgument(why): "invalid data loader argument: \(why)"
         case let .stateMismatch(why): "cannot restore the data loader: \(why)"
         case let .invalidUTF8(path, offset): "\(path): invalid UTF-8 at byte offset \(offset) (pass --lossy to replace it)"

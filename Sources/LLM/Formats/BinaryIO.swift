@@ -35,6 +35,14 @@ struct FileReader: ~Copyable {
 
     var remaining: Int { size - position }
 
+    /// Moves to byte `offset` (within the file) for the next read.
+    mutating func seek(to offset: Int) throws {
+        guard (0...size).contains(offset), lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) else {
+            throw FormatError.truncated(path: path, expectedBytes: offset, actualBytes: size)
+        }
+        position = offset
+    }
+
     /// Reads exactly `count` bytes or throws `truncated` (reporting `expectedTotal` if given).
     mutating func read(into buffer: UnsafeMutableRawPointer, count: Int, expectedTotal: Int? = nil) throws {
         var done = 0

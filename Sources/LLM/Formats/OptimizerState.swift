@@ -9,24 +9,53 @@ extension Transformer {
     /// The optimizer's code in the header: files from before Muon hold 0 there.
     static func optimizerCode(_ kind: OptimizerKind) -> Int32 { kind == .muon ? 1 : 0 }
 
-    /// Writes the optimizer's state atomically.
-    public func writeOptimizerState(to path: String) throws {
+    private var optimizerHeader: [Int32] {
         var header = [Int32](repeating: 0, count: 256)
         header[0] = Transformer.optimizerMagic
         header[1] = 1
-        header[2] = Int32(adamM.count)
+        header[2] = Int32(grads.count)
         header[3] = Transformer.optimizerCode(optimizer)
+        return header
+    }
+
+    /// Writes the optimizer's state atomically.
+    public func writeOptimizerState(to path: String) throws {
+        precondition(optimizerShard.count == grads.count, "a sharded optimizer state is written with writeOptimizerState(to:over:)")
         try writeFileAtomically(path) { out in
-            try out.write(int32s: header)
+            try out.write(int32s: optimizerHeader)
             try adamM.withBuffer { try out.write(floats: $0) }
             try adamV.withBuffer { try out.write(floats: $0) }
+        }
+    }
+
+    /// ZeRO-1: every rank calls this; rank 0 writes the whole state to `path` (the same file as an unsharded
+    /// run's, so a run resumes on any number of ranks), receiving each rank's part of m, then of v, in turn
+    /// into the gradients' arena (free between steps). Other ranks pass a nil path.
+    public func writeOptimizerState(to path: String?, over communicator: any Communicator) throws {
+        let parts = evenParts(count: grads.count, size: communicator.size)
+        guard parts[communicator.rank] == optimizerShard else {
+            throw DistributedError.invalid("this rank's optimizer shard \(optimizerShard) is not its part \(parts[communicator.rank])")
+        }
+        func sendParts(_ write: (UnsafeBufferPointer<Float>) throws -> Void) throws {
+            for moments in [adamM, adamV] {
+                for (r, part) in parts.enumerated() {
+                    let buffer = r == communicator.rank ? moments.base : grads.base
+                    try communicator.broadcast(UnsafeMutableRawBufferPointer(start: buffer, count: part.count * 4), root: r)
+                    try write(UnsafeBufferPointer(start: buffer, count: part.count))
+                }
+            }
+        }
+        guard let path else { return try sendParts { _ in } }
+        try writeFileAtomically(path) { out in
+            try out.write(int32s: optimizerHeader)
+            try sendParts { try out.write(floats: $0) }
         }
     }
 
     /// Reads the state `writeOptimizerState` wrote for a model of the same shape and optimizer.
     public func readOptimizerState(from path: String) throws {
         var file = try FileReader(path: path)
-        let count = adamM.count
+        let count = grads.count
         let expected = 1024 + 8 * count
         guard file.size >= 1024 else { throw FormatError.truncated(path: path, expectedBytes: expected, actualBytes: file.size) }
         let header = try file.readInt32s(256)
@@ -46,7 +75,11 @@ extension Transformer {
                 ? FormatError.truncated(path: path, expectedBytes: expected, actualBytes: file.size)
                 : FormatError.trailingBytes(path: path, expectedBytes: expected, actualBytes: file.size)
         }
-        try file.readFloats(into: adamM.base, count: count, expectedTotal: expected)
-        try file.readFloats(into: adamV.base, count: count, expectedTotal: expected)
+        // This model's part of each (all of it unless its moments are sharded).
+        let shard = optimizerShard
+        try file.seek(to: 1024 + 4 * shard.lowerBound)
+        try file.readFloats(into: adamM.base, count: shard.count, expectedTotal: expected)
+        try file.seek(to: 1024 + 4 * (count + shard.lowerBound))
+        try file.readFloats(into: adamV.base, count: shard.count, expectedTotal: expected)
     }
 }

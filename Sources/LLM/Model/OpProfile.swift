@@ -5,12 +5,13 @@ public final class OpProfile: @unchecked Sendable {  // used from the thread tha
     public enum Op: Int, CaseIterable, Sendable {
         case encoder, norm, matmul, attention, activation, residual, softmaxLoss
         case encoderBack, normBack, matmulBack, attentionBack, activationBack, residualBack, softmaxLossBack
-        case zeroGrad, gradNorm, adamW, rope, ropeBack, lora, loraBack
+        case zeroGrad, gradNorm, adamW, rope, ropeBack, lora, loraBack, communication
 
         public var name: String {
             ["encoder", "norm", "matmul", "attention", "activation", "residual", "softmax+loss",
              "encoder bwd", "norm bwd", "matmul bwd", "attention bwd", "activation bwd", "residual bwd",
-             "softmax+loss bwd", "zero grads", "grad norm", "adamw", "rope", "rope bwd", "lora", "lora bwd"][rawValue]
+             "softmax+loss bwd", "zero grads", "grad norm", "adamw", "rope", "rope bwd", "lora", "lora bwd",
+             "communication"][rawValue]
         }
     }
 

@@ -57,6 +57,9 @@ public final class Transformer {
     let grads: FloatArena      // same layout as the weights, or as the adapter's arena when one trains
     let adamM: FloatArena      // AdamW first moment; Muon's momentum buffer for the matrices it steps
     let adamV: FloatArena      // AdamW second moment
+    /// The trainable parameters whose moments this model keeps: all of them, or under ZeRO-1 this rank's part
+    /// (adamM and adamV then hold only that range).
+    public let optimizerShard: Range<Int>
     /// The optimizer `update` runs: AdamW's, or Muon's (`update(_:muon:learningRateScale:step:)`).
     public let optimizer: OptimizerKind
     /// Muon: the matrices it orthogonalises (each part of a fused tensor on its own) and the iteration's buffers.
@@ -83,7 +86,7 @@ public final class Transformer {
     public private(set) var supervised = 0
 
     public init(weights: ModelWeights, batch: Int, seq: Int, parallel: ParallelFor = .allCores,
-                optimizer: OptimizerKind = .adamw) throws(ModelError) {
+                optimizer: OptimizerKind = .adamw, optimizerShard: Range<Int>? = nil) throws(ModelError) {
         let c = weights.config
         guard batch > 0, seq > 0 else { throw .invalidConfig("batch \(batch) and sequence \(seq) must be positive") }
         guard seq <= c.maxSeqLen else { throw .sequenceTooLong(seq: seq, maxSeqLen: c.maxSeqLen) }
@@ -127,8 +130,13 @@ public final class Transformer {
         quantizedHead = quantized?.global[c.tiedEmbeddings ? .wte : .lmHead].map {
             QuantizedLinear(parts: [$0.rows(0..<c.vocabSize)])  // the padded rows are not stored in a GGUF file
         }
-        adamM = FloatArena(count: n)
-        adamV = FloatArena(count: n)
+        let shard = optimizerShard ?? 0..<n
+        guard shard.lowerBound >= 0, shard.upperBound <= n, shard.count == n || (optimizer == .adamw && adapter == nil) else {
+            throw .invalidConfig("an optimizer shard \(shard) of \(n) parameters (sharding is for AdamW on a whole model)")
+        }
+        self.optimizerShard = shard
+        adamM = FloatArena(count: shard.count)
+        adamV = FloatArena(count: shard.count)
         self.optimizer = optimizer
         muonMatrices = optimizer == .muon ? weights.layout.muonMatrices : []
         muonScratch = optimizer == .muon ? Self.muonScratchShape(muonMatrices).map(MuonScratch.init) : nil

@@ -41,7 +41,8 @@ public struct NewRun {
 
     /// Builds everything and returns a trainer at step 0. `status` gets one line per stage. A run already in
     /// `runDirectory` is refused, unless it never reached a checkpoint: that one is replaced (status says so).
-    public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
+    public func start(parallel: ParallelFor, communicator: any Communicator = SingleProcess(),
+                      status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         try run.prepareFreshStart(status: status)  // a run there that never reached a checkpoint is replaced
         try training.validate()
@@ -110,7 +111,8 @@ public struct NewRun {
             initializedFrom = path
         }
         let runConfig = RunConfig(model: weights.config, training: config, initializedFrom: initializedFrom)
-        let trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: tok, parallel: parallel)
+        let trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: tok, parallel: parallel,
+                                        communicator: communicator)
         if linksLatest { run.linkAsLatestReporting(status: status) }
         return trainer
     }

@@ -48,7 +48,8 @@ public struct NewSFTRun {
     /// Loads the model, grows its vocabulary to hold nanochat's chat tokens if it is trained in that format and
     /// needs them, and returns a trainer at step 0. A run already in `runDirectory` is refused, unless it never
     /// reached a checkpoint: that one is replaced (`status` says so).
-    public func start(parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
+    public func start(parallel: ParallelFor, communicator: any Communicator = SingleProcess(),
+                      status: (String) -> Void = { _ in }) throws -> Trainer {
         let run = RunDirectory(runDirectory)
         try run.prepareFreshStart(status: status)  // a run there that never reached a checkpoint is replaced
         try ConversationLoader.checkHeldOutFraction(valFraction)
@@ -149,7 +150,7 @@ public struct NewSFTRun {
                                       lora: lora.map { LoRARun(adapter: $0, base: absolute(loaded.weightsPath),
                                                                quantizedBase: weights.quantized != nil) })
             trainer = try Trainer.start(run: run, config: runConfig, weights: weights, tokenizer: loaded.tokenizer,
-                                        parallel: parallel)
+                                        parallel: parallel, communicator: communicator)
         } catch {
             if created { try? FileManager.default.removeItem(atPath: run.path) }
             throw error

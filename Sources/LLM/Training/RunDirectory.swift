@@ -325,7 +325,9 @@ public struct RunDirectory: Sendable {
 
     /// Writes a checkpoint for `state.step` and keeps only the newest `keep`. `superseding`: damaged checkpoints
     /// that resume passed over, removed once this one is in place (before counting the ones to keep).
-    func writeCheckpoint(model: Transformer, state: CheckpointState, keep: Int, superseding damaged: [String] = []) throws {
+    /// `writeOptimizer` writes optimizer.bin in place of `model.writeOptimizerState` (ZeRO-1 gathers it from the ranks).
+    func writeCheckpoint(model: Transformer, state: CheckpointState, keep: Int, superseding damaged: [String] = [],
+                         writeOptimizer: ((String) throws -> Void)? = nil) throws {
         try FileManager.default.createDirectory(atPath: checkpointsPath, withIntermediateDirectories: true)
         let name = String(format: "step_%06d", state.step)
         let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"
@@ -336,7 +338,9 @@ public struct RunDirectory: Sendable {
         } else {
             try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
         }
-        try model.writeOptimizerState(to: tmp + "/optimizer.bin")
+        if let writeOptimizer { try writeOptimizer(tmp + "/optimizer.bin") } else {
+            try model.writeOptimizerState(to: tmp + "/optimizer.bin")
+        }
         var state = state
         state.checksums = Self.checksumsName
         try writeJSON(state, to: tmp + "/state.json")

@@ -2,6 +2,12 @@
 // and backward (gradient accumulation, each scaled by 1/k), clips and applies AdamW (or Muon) at the schedule's
 // learning rate; every so often it evaluates, samples and checkpoints. Everything it needs to continue
 // exactly (weights, moments, data position, RNG, step) goes into each checkpoint.
+//
+// Data parallel (`mpirun -np W llm train …`): every rank runs this same loop on its own slice of each step's
+// data (k/W micro-batches, each scaled by 1/k), and the gradients are summed over the ranks before clipping and
+// the update, so every rank applies the same update to the same weights: W ranks equal one process
+// accumulating k micro-batches. Rank 0 alone writes (config, logs, checkpoints, the final model), evaluates
+// and samples.
 import Foundation
 
 /// One optimizer step's numbers.
@@ -38,12 +44,14 @@ public final class Trainer {
     public let tokenizer: Tokenizer
     /// Optimizer steps completed.
     public private(set) var step: Int
+    /// The ranks training together (one process: `SingleProcess`).
+    public let communicator: any Communicator
 
     private let trainLoader: any TrainingBatches
     private let valLoader: (any TrainingBatches)?
     private let schedule: LearningRateSchedule
     private var sampleRNG: SplitMix64
-    private let runLog: RunLogWriter
+    private let runLog: RunLogWriter?   // rank 0's
     private var inputs: [Int32], targets: [Int32]
     private let tokenBytes: [Int]   // UTF-8 bytes per token id (0 for special tokens), for bits per byte
     /// The prompt samples continue: the corpus's first tokens (a one-file corpus has a single document
@@ -65,17 +73,42 @@ public final class Trainer {
     /// refused unless it never reached a checkpoint, which is replaced (`RunDirectory.prepareFreshStart`;
     /// `status` says so). The trainer holds a lock on config.json while it lives, so another fresh start into
     /// the same folder does not replace this run while it trains towards its first checkpoint.
+    ///
+    /// Data parallel, only rank 0 calls this (it prepares the run); the other ranks then `join` it.
     public static func start(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer,
-                             parallel: ParallelFor, status: (String) -> Void = { _ in }) throws -> Trainer {
+                             parallel: ParallelFor, communicator: any Communicator = SingleProcess(),
+                             status: (String) -> Void = { _ in }) throws -> Trainer {
         try run.prepareFreshStart(status: status)
         do { try FileManager.default.createDirectory(atPath: run.path, withIntermediateDirectories: true) } catch {
             throw FormatError.writeFailed(path: run.path, reason: "cannot create the run directory")
         }
         let trainer = try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
-                                  resumeFrom: nil)
+                                  communicator: communicator, resumeFrom: nil)
         try run.writeConfig(config)  // last: a start that fails leaves no run behind to block the next attempt
         trainer.runLock = RunLock(run)
         return trainer
+    }
+
+    /// A rank other than 0 joining the run rank 0 has just started (`start`), once its config.json is written:
+    /// the same model, data and tokenizer, with weights that `synchronizeWeights` then makes rank 0's.
+    public static func join(run: RunDirectory, parallel: ParallelFor, communicator: any Communicator) throws -> Trainer {
+        let config = try run.readConfig()
+        let weights: ModelWeights
+        if let lora = config.lora {  // the same frozen base; the adapter's values come from rank 0
+            let base = isGGUF(lora.base) ? try GGUFModel.read(lora.base, keepQuantized: lora.quantizedBase)
+                : try loadWeights(lora.base)
+            weights = try base.withAdapter(try LoRAAdapter(config: lora.adapter, model: base.config))
+        } else {
+            weights = ModelWeights(config: config.model)
+        }
+        return try Trainer(run: run, config: config, weights: weights,
+                           tokenizer: try loadTokenizer(config.training.tokenizer, run: run), parallel: parallel,
+                           communicator: communicator, resumeFrom: nil)
+    }
+
+    /// Makes every rank's trainable weights rank 0's (after `start` and `join`).
+    public func synchronizeWeights() throws {
+        try model.broadcastTrainableWeights(over: communicator, root: 0)
     }
 
     /// Continues a run from its newest intact checkpoint. First removes what interrupted writes left
@@ -84,7 +117,9 @@ public final class Trainer {
     /// one line for each leftover removed, each checkpoint passed over (which, the file, what is wrong), and a
     /// checkpoint resumed unverified because it predates checksums. Throws `noCheckpoint` for a run that never
     /// reached one (start it again instead) and `noIntactCheckpoint`, naming each, when all are damaged.
-    public static func resume(run: RunDirectory, parallel: ParallelFor,
+    ///
+    /// Data parallel, every rank resumes; rank 0 first (it removes leftovers), the others after it.
+    public static func resume(run: RunDirectory, parallel: ParallelFor, communicator: any Communicator = SingleProcess(),
                               status: (String) -> Void = { _ in }) throws -> Trainer {
         let config = try run.readConfig()
         // Check what the files say before anything is sized from it: the settings and the shape, then that the
@@ -101,7 +136,9 @@ public final class Trainer {
             let reason = if case .invalidConfig(let why)? = error as? TrainingError { why } else { "\(error)" }
             throw TrainingError.invalidConfig("\(run.configPath): \(reason)")
         }
-        for leftover in run.removeLeftovers() { status("removed \(leftover), left by an interrupted write") }
+        if communicator.isMain {
+            for leftover in run.removeLeftovers() { status("removed \(leftover), left by an interrupted write") }
+        }
         let latest = try run.latestIntactCheckpoint()
         for damaged in latest.skipped {
             status("skipping damaged checkpoint \(damaged) (it is removed when the next checkpoint is written)")
@@ -122,7 +159,7 @@ public final class Trainer {
         }
         let tokenizer = try loadTokenizer(config.training.tokenizer, run: run)
         let trainer = try Trainer(run: run, config: config, weights: weights, tokenizer: tokenizer, parallel: parallel,
-                                  resumeFrom: latest.path)
+                                  communicator: communicator, resumeFrom: latest.path)
         trainer.damagedCheckpoints = latest.skipped.map(\.path)
         return trainer
     }
@@ -158,9 +195,17 @@ public final class Trainer {
     }
 
     private init(run: RunDirectory, config: RunConfig, weights: ModelWeights, tokenizer: Tokenizer, parallel: ParallelFor,
-                 resumeFrom checkpoint: String?) throws {
+                 communicator: any Communicator, resumeFrom checkpoint: String?) throws {
         let t = config.training
         try t.validate()
+        let ranks = communicator.size, rank = communicator.rank
+        guard t.accumulationSteps % ranks == 0 else {
+            throw TrainingError.invalidConfig("\(t.accumulationSteps) micro-batches per step (--total-batch-tokens \(t.totalBatchTokens ?? t.batch * t.seq) ÷ B·T \(t.batch * t.seq)) cannot be split evenly over \(ranks) ranks: make --total-batch-tokens a multiple of \(ranks) × B × T = \(ranks * t.batch * t.seq)")
+        }
+        let microBatches = t.accumulationSteps / ranks
+        if t.shardsOptimizer && config.lora != nil {
+            throw TrainingError.invalidConfig("--zero 1 shards a whole model's AdamW moments; a LoRA adapter's are small: train it without --zero")
+        }
         guard tokenizer.vocabSize <= config.model.vocabSize else {
             throw TrainingError.shapeMismatch("the tokenizer has \(tokenizer.vocabSize) tokens but the model's vocabulary is \(config.model.vocabSize)")
         }
@@ -170,7 +215,10 @@ public final class Trainer {
         self.run = run
         self.config = config
         self.tokenizer = tokenizer
-        model = try Transformer(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel, optimizer: t.optimizer)
+        self.communicator = communicator
+        model = try Transformer(weights: weights, batch: t.batch, seq: t.seq, parallel: parallel, optimizer: t.optimizer,
+                                optimizerShard: t.shardsOptimizer
+                                    ? evenParts(count: weights.layout.totalCount, size: ranks)[rank] : nil)
         schedule = try t.learningRateSchedule()
         let order: DataOrder = t.shuffle ? .shuffled(seed: t.seed) : .sequential
         if let data = t.conversations {
@@ -182,7 +230,8 @@ public final class Trainer {
             let (train, heldOut) = try data.val.map { (all, try Conversation.readJSONL(path: run.resolve($0))) }
                 ?? ConversationLoader.split(all, heldOutFraction: data.valFraction, seed: t.seed)
             trainLoader = try ConversationLoader(conversations: train, renderer: renderer, batch: t.batch, seq: t.seq,
-                                                 order: order, vocabSize: config.model.vocabSize, source: data.train)
+                                                 order: order, vocabSize: config.model.vocabSize, source: data.train,
+                                                 rank: rank, worldSize: ranks, microBatches: microBatches)
             valLoader = heldOut.isEmpty ? nil
                 : try ConversationLoader(conversations: heldOut, renderer: renderer, batch: t.batch, seq: t.seq,
                                          order: .sequential, vocabSize: config.model.vocabSize,
@@ -195,7 +244,8 @@ public final class Trainer {
             let question = renderer is ChatRenderer ? ChatRenderer.merged(turn).last?.content : turn.last?.content
             chat = (renderer, question ?? "")
         } else {
-            let shards = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, order: order,
+            let shards = try DataLoader(pattern: run.resolve(t.trainShards), batch: t.batch, seq: t.seq, rank: rank,
+                                        worldSize: ranks, microBatches: microBatches, order: order,
                                         vocabSize: config.model.vocabSize)
             trainLoader = shards
             valLoader = try t.valShards.map {
@@ -216,9 +266,9 @@ public final class Trainer {
             try trainLoader.restore(state.trainLoader)
             sampleRNG = SplitMix64(seed: state.sampleRNG)  // a SplitMix64's seed is its state
             step = state.step
-            _ = try RunLog.truncate(run.logPath, afterStep: step)
+            if communicator.isMain { _ = try RunLog.truncate(run.logPath, afterStep: step) }
         }
-        runLog = try RunLogWriter(runDirectory: run.path)
+        runLog = communicator.isMain ? try RunLogWriter(runDirectory: run.path) : nil
     }
 
     // MARK: - The loop
@@ -226,35 +276,37 @@ public final class Trainer {
     /// Trains to the configured number of steps (or `stopAfter` steps, for tests and demos), reporting each
     /// step, eval, sample and checkpoint. Evaluates and checkpoints at the end. `shouldStop` is asked after each
     /// step (a signal handler's flag, say): when it says yes, the step's checkpoint is written and training
-    /// returns, so `resume` continues exactly there.
+    /// returns, so `resume` continues exactly there. Data parallel, the ranks stop together when any one is
+    /// asked to, and only rank 0 evaluates, samples, checkpoints and reports events.
     public func train(stopAfter: Int? = nil, observer: (TrainingEvent) -> Void = { _ in },
                       shouldStop: () -> Bool = { false }) throws {
         let last = min(training.steps, stopAfter ?? training.steps)
-        if step == 0 && training.evalEvery > 0, valLoader != nil { try report(evaluate(), observer) }
+        let main = communicator.isMain
+        if main && step == 0 && training.evalEvery > 0, valLoader != nil { try report(evaluate(), observer) }
         while step < last {
             let r = try trainStep()
-            try runLog.append(RunLogRecord(kind: .train, step: r.step, loss: Double(r.loss), lr: r.learningRate,
-                                        gradNorm: r.gradNorm, ms: r.milliseconds,
-                                        tokensPerSecond: Double(r.tokens) / (r.milliseconds / 1e3)))
-            observer(.step(r))
+            try runLog?.append(RunLogRecord(kind: .train, step: r.step, loss: Double(r.loss), lr: r.learningRate,
+                                            gradNorm: r.gradNorm, ms: r.milliseconds,
+                                            tokensPerSecond: Double(r.tokens) / (r.milliseconds / 1e3)))
+            if main { observer(.step(r)) }
             let end = step == training.steps
-            if valLoader != nil, training.evalEvery > 0, step % training.evalEvery == 0 || end {
+            if main, valLoader != nil, training.evalEvery > 0, step % training.evalEvery == 0 || end {
                 try report(evaluate(), observer)
             }
-            if training.sampleEvery > 0, step % training.sampleEvery == 0 || end {
+            if main, training.sampleEvery > 0, step % training.sampleEvery == 0 || end {
                 let text = try sample(tokens: training.sampleTokens)
-                try runLog.append(RunLogRecord(kind: .sample, step: step, text: text))
+                try runLog?.append(RunLogRecord(kind: .sample, step: step, text: text))
                 observer(.sample(step: step, text: text))
             }
-            let stopping = !end && step != last && shouldStop()
+            let stopping = try !end && step != last && communicator.any(shouldStop())
             if (training.checkpointEvery > 0 && step % training.checkpointEvery == 0) || end || step == last
                 || stopping {
                 try checkpoint()
-                observer(.checkpoint(step: step, path: run.checkpoints().last!.path))
+                if main { observer(.checkpoint(step: step, path: run.checkpoints().last!.path)) }
             }
             if stopping { return }
         }
-        if step == training.steps {
+        if main && step == training.steps {
             if let adapter = model.weights.adapter {
                 try adapter.write(folder: run.finalOutputPath(config), baseModel: config.lora?.base)
             } else {
@@ -264,21 +316,26 @@ public final class Trainer {
     }
 
     private func report(_ e: EvalReport, _ observer: (TrainingEvent) -> Void) throws {
-        try runLog.append(RunLogRecord(kind: .eval, step: e.step, valLoss: Double(e.loss), bitsPerByte: e.bitsPerByte))
+        try runLog?.append(RunLogRecord(kind: .eval, step: e.step, valLoss: Double(e.loss), bitsPerByte: e.bitsPerByte))
         try? LossPlot.write(runDirectory: run.path)
         observer(.eval(e))
     }
 
-    /// One optimizer step over `accumulationSteps` micro-batches.
+    /// One optimizer step over `accumulationSteps` micro-batches (data parallel: this rank's share of them,
+    /// then the gradients and the loss summed over the ranks).
     public func trainStep() throws -> StepReport {
         let t0 = DispatchTime.now().uptimeNanoseconds
-        let k = training.accumulationSteps
+        let k = training.accumulationSteps, ranks = communicator.size
         model.zeroGradients()
         var lossSum: Float = 0
-        for _ in 0..<k {
+        for _ in 0..<k / ranks {
             try trainLoader.next(into: &inputs, targets: &targets)
             lossSum += try model.forward(inputs: inputs, targets: targets)!
             try model.backward(lossScale: 1 / Float(k))
+        }
+        if ranks > 1 {
+            if !training.shardsOptimizer { try model.sumGradients(over: communicator) }  // ZeRO-1 reduce-scatters them
+            lossSum = Float(try communicator.sum(Double(lossSum)))
         }
         let loss = lossSum / Float(k)
         let lr = schedule.learningRate(at: step)
@@ -295,10 +352,11 @@ public final class Trainer {
                     let opt = AdamWConfig(learningRate: lr, beta1: training.beta1, beta2: training.beta2,
                                           eps: training.eps, weightDecay: training.weightDecay,
                                           gradClip: training.gradClip)
-                    norm = try model.update(opt, step: step + 1)
+                    norm = training.shardsOptimizer ? try model.updateSharded(opt, step: step + 1, over: communicator)
+                        : try model.update(opt, step: step + 1)
                 }
             } catch {  // (matching the case in the catch pattern crashes the 6.3 compiler with typed throws)
-                guard case .nonFinite = error else { throw error }
+                guard let modelError = error as? ModelError, case .nonFinite = modelError else { throw error }
                 skipped = true
             }
         } else {
@@ -371,11 +429,19 @@ public final class Trainer {
         return text + decoder.finish()
     }
 
-    /// Writes a checkpoint of the current step.
+    /// Writes a checkpoint of the current step: rank 0 writes it; under ZeRO-1 the other ranks send it their
+    /// parts of the optimizer's moments, otherwise they have nothing of their own to write.
     public func checkpoint() throws {
+        let sharded = training.shardsOptimizer && communicator.size > 1
+        guard communicator.isMain else {
+            if sharded { try model.writeOptimizerState(to: nil, over: communicator) }
+            return
+        }
         let state = CheckpointState(step: step, trainLoader: trainLoader.state, sampleRNG: sampleRNG.state, config: config)
-        try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints, superseding: damagedCheckpoints)
+        let communicator = communicator
+        try run.writeCheckpoint(model: model, state: state, keep: training.keepCheckpoints, superseding: damagedCheckpoints,
+                                writeOptimizer: sharded ? { [model] in try model.writeOptimizerState(to: $0, over: communicator) } : nil)
         damagedCheckpoints = []
-        try runLog.append(RunLogRecord(kind: .info, step: step, message: "checkpoint step_\(String(format: "%06d", step))"))
+        try runLog?.append(RunLogRecord(kind: .info, step: step, message: "checkpoint step_\(String(format: "%06d", step))"))
     }
 }

@@ -37,6 +37,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var checkpointEvery = 100           // steps between checkpoints (0: only at the end)
     public var keepCheckpoints = 2
     public var skipNonFinite = false           // skip a step whose loss or gradient norm is not finite
+    /// ZeRO stage of a data-parallel run: 1 shards AdamW's moments over the ranks (`--zero 1`); nil or 0: every
+    /// rank keeps them all.
+    public var zeroStage: Int? = nil
     /// SFT: conversations instead of token shards (trainShards and valShards are then unused).
     public var conversations: ConversationData? = nil
     /// SFT of a model with its own chat template: the template the conversations are rendered with; nil renders
@@ -149,7 +152,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if checkpointEvery < 0 { throw fail("--checkpoint-every \(checkpointEvery) must be ≥ 0 (0: only at the end)") }
         if keepCheckpoints < 1 { throw fail("--keep-checkpoints \(keepCheckpoints) must be at least 1") }
         try muon?.validate()
+        if let z = zeroStage, !(0...1).contains(z) { throw fail("--zero \(z) must be 0 or 1") }
+        if zeroStage == 1 && muon != nil {
+            throw fail("--zero 1 shards AdamW's moments; Muon orthogonalises whole matrices and is not sharded yet: train with --optimizer adamw or without --zero")
+        }
     }
+
+    /// Whether the optimizer state is sharded over the ranks (ZeRO-1).
+    public var shardsOptimizer: Bool { zeroStage == 1 }
 
     public func learningRateSchedule() throws -> LearningRateSchedule {
         try LearningRateSchedule(kind: schedule, maxLR: learningRate, warmupSteps: warmupSteps, totalSteps: steps,

@@ -23,8 +23,9 @@ public final class DynamicLibrary: @unchecked Sendable {
     /// without (a bare soname) goes to the system loader's own search (LD_LIBRARY_PATH, the ld.so cache).
     /// Throws `CUDAError.libraryNotFound` naming every candidate tried, with dlopen's reason for any that
     /// existed but failed to load; `what` ("CUDA driver") and `files` ("libcuda.so.1") word its message.
+    /// `global` makes its symbols available to the libraries it loads in turn (Open MPI's plugins need that).
     public static func open(_ candidates: [String], what: String, files: String,
-                            hint: String) throws(CUDAError) -> DynamicLibrary {
+                            hint: String, global: Bool = false) throws(CUDAError) -> DynamicLibrary {
         var searched = [String]()
         for candidate in candidates {
             let isFile = candidate.contains("/")
@@ -32,7 +33,7 @@ public final class DynamicLibrary: @unchecked Sendable {
                 searched.append(candidate)
                 continue
             }
-            if let handle = dlopen(candidate, RTLD_NOW | RTLD_LOCAL) {
+            if let handle = dlopen(candidate, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL)) {
                 return DynamicLibrary(path: candidate, handle: handle)
             }
             let reason = dlerror().map { String(cString: $0) } ?? "dlopen failed"
