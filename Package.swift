@@ -36,8 +36,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
-        // Hummingbird's own transport; named for its HTTP/1 parser errors (a malformed request is a 400).
+        // Hummingbird's own transport; named for its HTTP/1 parser errors (a malformed request is a 400) and for the
+        // channel handler that ends connections when HTTP/1 says they end (Sources/LLMServer/HTTPConnection.swift).
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        // Hummingbird's logging; named for the Logger its channel setup takes (HTTPConnection.swift).
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Resources: GPT-2's vocabulary files, and the CUDA C kernel sources NVRTC compiles at run time.
@@ -52,7 +55,9 @@ let package = Package(
         .target(
             name: "LLMServer",
             dependencies: ["LLM", .product(name: "Hummingbird", package: "hummingbird"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+                           .product(name: "HummingbirdCore", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             resources: [.copy("Resources/chat.html")]),
         .executableTarget(
             name: "llm",

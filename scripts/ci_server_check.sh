@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end check of `llm serve` with OpenAI's official Python client: builds llm (release; or uses $LLM_BIN),
 # writes a tiny random chat model, starts the server on a free loopback port, waits for /health, runs
-# scripts/openai_client.py against it, then stops the server with SIGTERM and checks that it exits 0.
+# scripts/openai_client.py and scripts/http_framing_check.py (HTTP/1 on raw sockets) against it, then stops the
+# server with SIGTERM and checks that it exits 0.
 #
 #     scripts/ci_server_check.sh                      # builds .build/release/llm first
 #     LLM_BIN=.build/debug/llm scripts/ci_server_check.sh

@@ -73,7 +73,7 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             return APIError(status: error.status, message: error.status.reasonPhrase).response
         } catch let error as HTTPParserError {  // malformed framing in the body (a bad chunk size, say)
-            return APIError.invalid("malformed HTTP request: \(error)").response
+            return APIError.invalid("malformed HTTP request: \(describe(error))").response
         } catch {
             context.logger.error("request failed: \(error)")
             return APIError(status: .internalServerError, message: "internal error: \(error)").response

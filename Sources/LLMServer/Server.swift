@@ -28,7 +28,7 @@ public func buildApplication(backend: some GenerationBackend, model: ServedModel
                              onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     Application(router: buildRouter(backend: backend, model: model, limits: configuration.limits,
                                     access: configuration.access),
-                server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.limits.idleSeconds)))),
+                server: .http1(idleTimeout: .seconds(Int64(configuration.limits.idleSeconds))),
                 configuration: .init(address: .hostname(configuration.host, port: configuration.port),
                                      serverName: "llm"),
                 onServerRunning: { await onServerRunning($0.localAddress?.port ?? configuration.port) })

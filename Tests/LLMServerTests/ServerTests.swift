@@ -298,6 +298,22 @@ import Testing
         }
     }
 
+    /// JSON is UTF-8: a body with other bytes is a 400 that says so and where, not a field of the wrong type.
+    @Test func bodyThatIsNotUTF8() async throws {
+        let backend = ScriptedBackend(replying: "never")
+        try await testApp(backend).test(.router) { client in
+            var body = ByteBuffer(string: #"{"messages": [{"role": "user", "content": "caf"#)
+            let offset = body.readableBytes
+            body.writeBytes([0xff, 0xfe])
+            body.writeString(#""}]}"#)
+            let response = try await client.execute(uri: "/v1/chat/completions", method: .post,
+                                                    headers: [.contentType: "application/json"], body: body)
+            let error = try expectError(response, .badRequest)
+            #expect(error["message"] as? String == "the request body is not valid UTF-8 (byte offset \(offset))")
+            #expect(backend.calls.isEmpty)
+        }
+    }
+
     @Test func tooMuchBody() async throws {
         try await testApp(ScriptedBackend(replying: "never"), limits: Self.limits).test(.live) { client in
             let response = try await client.post("/v1/completions", json: String(repeating: " ", count: 100_000))

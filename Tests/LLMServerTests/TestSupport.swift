@@ -1,5 +1,5 @@
 // What the server tests share: a tiny chat-capable model, a scripted backend whose replies and timing the
-// tests choose, a parser for server-sent events, and a raw socket for hanging up mid-stream.
+// tests choose, a parser for server-sent events, and a raw socket for what an HTTP client would not do.
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -163,7 +163,8 @@ func chatBody(_ message: String = "Hello", _ extra: String = "") -> String {
     #"{"model": "tiny", "messages": [{"role": "user", "content": "\#(message)"}]\#(extra.isEmpty ? "" : ", " + extra)}"#
 }
 
-/// A plain TCP connection, for what the test client cannot do: hang up halfway through a response.
+/// A plain TCP connection, for what the test client cannot do: hang up halfway through a response, half-close,
+/// pipeline, speak HTTP/1.0 or send malformed requests.
 final class RawConnection {
     private let fd: Int32
 
@@ -215,6 +216,28 @@ final class RawConnection {
             }
         }
     }
+
+    /// Reads until the server ends the connection; nil if it has not within `seconds` (the bytes so far are lost).
+    func readToEnd(seconds: Int = 10) async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { [fd] in
+                var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var received = [UInt8]()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                    if n == 0 || (n < 0 && errno == ECONNRESET) { break }
+                    guard n > 0 else { return continuation.resume(returning: nil) }
+                    received += buffer[..<n]
+                }
+                continuation.resume(returning: String(decoding: received, as: UTF8.self))
+            }
+        }
+    }
+
+    /// Ends the client's side of the connection (shutdown(SHUT_WR)): the server can still answer.
+    func shutdownWrite() { _ = shutdown(fd, Int32(SHUT_WR)) }
 
     func close() { _ = Glibc.close(fd) }
 }
