@@ -69,6 +69,11 @@ let package = Package(
             dependencies: ["LLM", "MallocCounter"],
             resources: [.copy("Fixtures")],
             swiftSettings: kernelSettings),
+        // The README's commands against the `llm` executable's own argument parser (a test target may import an
+        // executable target), and the command-line rules that live only there.
+        .testTarget(
+            name: "LLMCommandTests",
+            dependencies: ["llm", "LLM", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "LLMServerTests",
             dependencies: ["LLMServer", .product(name: "HummingbirdTesting", package: "hummingbird")]),

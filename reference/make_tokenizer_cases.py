@@ -18,7 +18,7 @@ vocab.bpe, in --gpt2-dir). Their SHA-256 are checked against the hashes tiktoken
 `gpt2` encoding, so the result is tiktoken's gpt2 without downloading anything.
 
     pip install tiktoken==0.14.0
-    python3 reference/make_tokenizer_cases.py            # --gpt2-dir defaults to ../shared/data/gpt2
+    python3 reference/make_tokenizer_cases.py            # --gpt2-dir defaults to the bundled Sources/LLM/Resources/gpt2
     python3 reference/make_tokenizer_cases.py --gpt2-dir /path/to/gpt2 --out /tmp/cases.json
 
 The output is deterministic (fixed seeds). Besides the gpt2 split pattern used here (GPT-2's original
@@ -347,7 +347,7 @@ def random_cases(assigned, seed, count):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--gpt2-dir", default=os.path.normpath(os.path.join(REPO, "..", "shared", "data", "gpt2")),
+    ap.add_argument("--gpt2-dir", default=os.path.join(REPO, "Sources", "LLM", "Resources", "gpt2"),
                     help="folder with encoder.json and vocab.bpe (default: ../shared/data/gpt2 from the repo)")
     ap.add_argument("--shakespeare", default=os.path.normpath(os.path.join(REPO, "..", "shared", "data", "tinyshakespeare.txt")))
     ap.add_argument("--out", default=os.path.join(REPO, "Tests", "LLMTests", "Fixtures", "tokenizer", "gpt2-cases.json"))

@@ -8,7 +8,7 @@ SHA-256 of the token stream `[50256] + ids` written as little-endian uint16 (the
 
 The encoding is built offline from encoder.json + vocab.bpe, like make_tokenizer_cases.py.
 
-    python3 reference/tiktoken_bench.py ../shared/data/tinyshakespeare.txt
+    python3 reference/tiktoken_bench.py data/tinyshakespeare.txt      # README: "Tokenizers and data" downloads it
     python3 reference/tiktoken_bench.py FILE --gpt2-dir /path/to/gpt2 --runs 5
 
 The last line of output is JSON: {"tool": "tiktoken", "mb_per_s": ..., "tokens": ..., "sha256": ...}.
@@ -36,7 +36,7 @@ from make_tokenizer_cases import ENDOFTEXT_ID, REPO, load_gpt2  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("file", help="UTF-8 text file to encode")
-    ap.add_argument("--gpt2-dir", default=os.path.normpath(os.path.join(REPO, "..", "shared", "data", "gpt2")))
+    ap.add_argument("--gpt2-dir", default=os.path.join(REPO, "Sources", "LLM", "Resources", "gpt2"))
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
 

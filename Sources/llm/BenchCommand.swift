@@ -7,7 +7,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time a training step, a forward pass, generation, a prompt's prefill, or the model's matmuls, on random weights or a model's.",
-        discussion: "train and forward print each timed repetition, then a summary, then one JSON line with the same keys as ../shared/tools/torch_gpt2_bench.py; generate and prefill print tokens/s comparable with llama.cpp's llama-bench; matmul prints forward and backward GFLOP/s for each of the model's matmul shapes at --batch × --seq rows. The last line is always JSON.")
+        discussion: "train and forward print each timed repetition, then a summary, then one JSON line; generate and prefill print tokens/s comparable with llama.cpp's llama-bench; matmul prints forward and backward GFLOP/s for each of the model's matmul shapes at --batch × --seq rows. The last line is always JSON. reference/torch_gpt2_bench.py times train, forward, generate and matmul in PyTorch on the same GPT-2 shapes and prints the same JSON keys.")
 
     enum Mode: String, ExpressibleByArgument, CaseIterable { case train, forward, generate, prefill, matmul }
 

@@ -10,9 +10,18 @@ struct TokenizerCommand: ParsableCommand {
         subcommands: [Encode.self, Decode.self, Train.self, Bench.self])
 }
 
-/// `--tokenizer gpt2|PATH` for the commands that tokenize without a model (`llm prepare`, `llm tokenizer …`).
+/// `--tokenizer gpt2|PATH` for the commands that encode text without a model (`llm prepare`, `llm tokenizer encode`,
+/// `llm tokenizer bench`).
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "gpt2 (bundled; the default), a tokenizer file (from `llm tokenizer train`, or a run's own: RUN_DIR/tokenizer.tok when it was trained with --input), a Hugging Face folder or tokenizer.json, a GGUF model file, or llm.c's gpt2_tokenizer.bin (decode only).")
+    @Option(help: "gpt2 (bundled; the default), a tokenizer file (from `llm tokenizer train`, or a run's own: RUN_DIR/tokenizer.tok when it was trained with --input), a Hugging Face folder or tokenizer.json, or a GGUF model file.")
+    var tokenizer: String?
+
+    func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer, encoding: true) }
+}
+
+/// `--tokenizer gpt2|PATH` for `llm tokenizer decode`, which also reads llm.c's decode-only gpt2_tokenizer.bin.
+struct DecodingTokenizerOptions: ParsableArguments {
+    @Option(help: "gpt2 (bundled; the default), a tokenizer file (from `llm tokenizer train`, or a run's own: RUN_DIR/tokenizer.tok when it was trained with --input), a Hugging Face folder or tokenizer.json, a GGUF model file, or llm.c's gpt2_tokenizer.bin.")
     var tokenizer: String?
 
     func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer) }
@@ -27,13 +36,18 @@ struct ModelTokenizerOptions: ParsableArguments {
     func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer) }
 }
 
-/// A tokenizer by name or path (see `TokenizerSource`); nil is GPT-2's.
-func loadTokenizer(named tokenizer: String?) throws -> Tokenizer {
+/// A tokenizer by name or path (see `TokenizerSource`); nil is GPT-2's. With `encoding`, llm.c's gpt2_tokenizer.bin
+/// is refused: it holds each token's bytes for decoding, not the merges that encoding needs.
+func loadTokenizer(named tokenizer: String?, encoding: Bool = false) throws -> Tokenizer {
     guard let tokenizer else { return try Tokenizer.gpt2() }
     switch try TokenizerSource.of(tokenizer) {
     case .gpt2: return try Tokenizer.gpt2()
     case .projectFile: return try Tokenizer.load(tokenizer)
-    case .llmcDecoder: return try Tokenizer.llmcDecoder(tokenizer)
+    case .llmcDecoder:
+        if encoding {
+            throw TokenizerError.unsupported(path: tokenizer, feature: "encoding with llm.c's gpt2_tokenizer.bin, which is decode-only (each token's bytes, no merges); to encode, use --tokenizer gpt2 (GPT-2's, bundled) or a tokenizer file, tokenizer.json or GGUF model")
+        }
+        return try Tokenizer.llmcDecoder(tokenizer)
     case .huggingFaceFolder: return try Tokenizer.loadHuggingFace(folder: tokenizer)
     case .huggingFaceJSON:
         // tokenizer_config.json and generation_config.json beside it, as in a model folder.
@@ -74,7 +88,7 @@ extension TokenizerCommand {
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read a JSON array of token ids on stdin, print the text on stdout.")
-        @OptionGroup var options: TokenizerOptions
+        @OptionGroup var options: DecodingTokenizerOptions
 
         func run() throws {
             try reportingErrors {
