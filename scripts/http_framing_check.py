@@ -134,13 +134,18 @@ HEALTH = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 HEALTH_CLOSE = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
+def health_then_close(c, what, why):
+    """Sends a plain HTTP/1.0 /health request on `c`: it must be answered, then the connection must close."""
+    c.send(b"GET /health HTTP/1.0\r\n\r\n")
+    status, _, body = c.response()
+    expect_health(status, body, what)
+    if not c.closes():
+        raise Failure(why)
+
+
 def http10_closes(port):
     with Connection(port) as c:
-        c.send(b"GET /health HTTP/1.0\r\n\r\n")
-        status, _, body = c.response()
-        expect_health(status, body, "GET /health HTTP/1.0")
-        if not c.closes():
-            raise Failure("the connection stayed open after an HTTP/1.0 response without keep-alive")
+        health_then_close(c, "GET /health HTTP/1.0", "the connection stayed open after an HTTP/1.0 response without keep-alive")
     return "HTTP/1.0 without keep-alive: answered, then the connection closes"
 
 
@@ -152,11 +157,8 @@ def http10_keep_alive(port):
             expect_health(status, body, f"HTTP/1.0 keep-alive request {i + 1}")
             if headers.get("connection", "").lower() != "keep-alive":
                 raise Failure(f"an HTTP/1.0 keep-alive response says Connection: {headers.get('connection')!r}, want keep-alive")
-        c.send(b"GET /health HTTP/1.0\r\n\r\n")
-        status, _, body = c.response()
-        expect_health(status, body, "a last HTTP/1.0 request without keep-alive")
-        if not c.closes():
-            raise Failure("the connection stayed open after the last HTTP/1.0 request")
+        health_then_close(c, "a last HTTP/1.0 request without keep-alive",
+                          "the connection stayed open after the last HTTP/1.0 request")
     return "HTTP/1.0 with Connection: keep-alive: two answers on one connection, then a plain 1.0 request closes it"
 
 
