@@ -10,6 +10,8 @@
 #   4. A ZeRO-1 run with rank 1 killed (SIGKILL) mid-run: mpirun must end the job, non-zero, within 30 s; then
 #      `mpirun -np 2 llm train --resume` finishes it bit-identical to an uninterrupted ZeRO-1 run, and a copy
 #      resumed by one process (2 micro-batches per step) finishes it within the tolerances of 1.
+#   5. (as root, with iproute2) 2 ranks on two "machines": network namespaces joined by a veth pair, TCP only,
+#      equal to one process as in 1, with at least a gradient's bytes each way across the pair every step.
 #
 #     scripts/ci_mpi_check.sh                      # uses .build/release/llm, building it if needed
 #     LLM_BIN=.build/debug/llm scripts/ci_mpi_check.sh
@@ -81,4 +83,43 @@ echo "resumed on 2 ranks: $result"
 "$bin" train --resume killed-one --threads 1 --quiet >/dev/null
 result=$($compare whole killed-one) || { echo "ci_mpi_check: $result"; exit 1; }
 echo "resumed by 1 process: $result"
+
+# Two "machines": network namespaces joined by a veth pair, rank 0 in one and rank 1 in the other. mpirun starts
+# the remote rank through an rsh agent that enters the namespace its address names (as ssh would reach a host),
+# and TCP is the only transport (no shared memory), so every byte between the ranks crosses the veth pair.
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 && ip netns add llm-mpi-a 2>/dev/null; then
+    ip netns add llm-mpi-b
+    trap 'ip netns del llm-mpi-a 2>/dev/null; ip netns del llm-mpi-b 2>/dev/null; rm -rf "$work"' EXIT
+    ip link add llm-veth-a type veth peer name llm-veth-b
+    ip link set llm-veth-a netns llm-mpi-a
+    ip link set llm-veth-b netns llm-mpi-b
+    ip -n llm-mpi-a addr add 10.77.0.1/24 dev llm-veth-a
+    ip -n llm-mpi-b addr add 10.77.0.2/24 dev llm-veth-b
+    for side in a b; do ip -n llm-mpi-$side link set llm-veth-$side up; ip -n llm-mpi-$side link set lo up; done
+    cat >agent.sh <<'AGENT'
+#!/bin/sh
+host=$1; shift
+case $host in 10.77.0.1) ns=llm-mpi-a ;; 10.77.0.2) ns=llm-mpi-b ;; *) echo "agent: unknown host $host" >&2; exit 1 ;; esac
+exec ip netns exec "$ns" sh -c "$*"
+AGENT
+    chmod +x agent.sh
+    printf '10.77.0.1 slots=1\n10.77.0.2 slots=1\n' >hosts
+    bytes() { ip -n llm-mpi-a -s -j link show llm-veth-a | python3 -c "import json, sys; s = json.load(sys.stdin)[0]['stats64']; print(s['rx']['bytes'], s['tx']['bytes'])"; }
+    read -r rx0 tx0 <<<"$(bytes)"
+    ip netns exec llm-mpi-a mpirun --hostfile hosts -np 2 --mca plm_rsh_agent "$work/agent.sh" --mca btl tcp,self \
+        --mca btl_tcp_if_include 10.77.0.0/24 --mca oob_tcp_if_include 10.77.0.0/24 \
+        "$bin" train "${data[@]}" "${model[@]}" "${steps[@]}" --steps 8 --out "$work/nodes" >/dev/null
+    read -r rx1 tx1 <<<"$(bytes)"
+    result=$($compare one nodes) || { echo "ci_mpi_check: $result"; exit 1; }
+    # Each step, each rank must send and receive at least its whole gradient (model.bin: a 1024-byte header, then
+    # the fp32 weights).
+    need=$(( 8 * ($(stat -c %s one/model.bin) - 1024) ))
+    if [ $((rx1 - rx0)) -lt "$need" ] || [ $((tx1 - tx0)) -lt "$need" ]; then
+        echo "ci_mpi_check: only $((rx1 - rx0)) bytes in and $((tx1 - tx0)) out crossed the veth pair (want ≥ $need each)"
+        exit 1
+    fi
+    echo "2 namespaces joined by a veth pair, $((rx1 - rx0)) bytes in and $((tx1 - tx0)) out across it: $result"
+else
+    echo "two namespaces: skipped (needs root and ip netns, from iproute2)"
+fi
 echo "ci_mpi_check: ok"
