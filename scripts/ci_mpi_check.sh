@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI against one process: does `mpirun -np 2 llm train` equal one process that
 # accumulates the same micro-batches, and does a job survive a killed rank?
-#   1. GPT-2 with AdamW, and nanochat's architecture with Muon: one process with 2 micro-batches per step
+#   1. GPT-2 with AdamW, SFT of it, and nanochat's architecture with Muon: one process with 2 micro-batches per step
 #      (--total-batch-tokens 2·B·T) against 2 ranks with one each. Train losses within 1e-6 relative, final
 #      weights within 1e-4, the bound `llm verify` holds against PyTorch (scripts/compare_runs.py).
 #   2. The same with ZeRO-1 (--zero 1: each rank keeps and updates half of AdamW's moments).
@@ -45,6 +45,13 @@ data=(--train "$work/one/data/data_train_*.bin" --val "$work/one/data/data_val_*
 mpi 2 "$bin" train "${data[@]}" "${model[@]}" "${steps[@]}" --steps 8 --out two >/dev/null
 result=$($compare one two) || { echo "ci_mpi_check: $result"; exit 1; }
 echo "gpt2, AdamW, 2 ranks against 1 process: $result"
+"$bin" chat-data --out conversations.jsonl --count 40 >/dev/null
+sft=(--init one --data conversations.jsonl --batch 2 --seq 32 --total-batch-tokens 128 --steps 6 --eval-every 3
+     --sample-every 3 --sample-tokens 8 --threads 1 --quiet)
+"$bin" sft "${sft[@]}" --out sft-one >/dev/null
+mpi 2 "$bin" sft "${sft[@]}" --out sft-two >/dev/null
+result=$($compare sft-one sft-two) || { echo "ci_mpi_check: $result"; exit 1; }
+echo "SFT, 2 ranks against 1 process: $result"
 mpi 2 "$bin" train "${data[@]}" "${model[@]}" "${steps[@]}" --steps 8 --stop-after 4 --out stopped >/dev/null
 mpi 2 "$bin" train --resume stopped --quiet >/dev/null
 result=$($compare two stopped --exact) || { echo "ci_mpi_check: $result"; exit 1; }
