@@ -20,7 +20,8 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "Print only results, no progress.") var quiet = false
     @Flag(help: "At the end, print where a step's time went, per kind of operation (communication included under mpirun).")
     var profile = false
-    @Option(help: "Worker threads (default: all cores; under mpirun, per rank).") var threads: Int?
+    @Option(help: "Worker threads (default: all cores; under mpirun, per rank, and the cores shared among this machine's ranks).")
+    var threads: Int?
     @Option(help: "Under mpirun: 1 shards AdamW's moments over the ranks (ZeRO-1: each keeps and updates 1/N of them).")
     var zero = 0
 
@@ -34,7 +35,14 @@ struct RunOptions: ParsableArguments {
         }
     }
 
-    var parallel: ParallelFor { threads.map { ParallelFor(threads: $0) } ?? .allCores }
+    var parallel: ParallelFor {
+        if let threads { return ParallelFor(threads: threads) }
+        // Under mpirun, the ranks on this machine share its cores rather than each taking them all.
+        if let local = MPICommunicator.localRanks(), local > 1 {
+            return ParallelFor(threads: max(1, ParallelFor.allCores.threads / local))
+        }
+        return .allCores
+    }
 
     /// Copies the eval, sample and checkpoint settings into a training config.
     func apply(to t: inout TrainingConfig) {

@@ -33,6 +33,14 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         return nil
     }
 
+    /// How many ranks of the job run on this machine (Open MPI's and MPICH's launchers say), or nil outside one.
+    public static func localRanks(environment: [String: String] = ProcessInfo.processInfo.environment) -> Int? {
+        for key in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"] {
+            if let value = environment[key], let n = Int(value), n > 0 { return n }
+        }
+        return nil
+    }
+
     /// MPI_COMM_WORLD, initialising MPI (thread level MPI_THREAD_SERIALIZED: one thread at a time calls it) on
     /// the first call. The library is `LLM_MPI_LIBRARY` when set, else libmpi.so.40 (Open MPI), libmpi.so.12
     /// (MPICH) or libmpi.so, found by the system loader.
