@@ -42,8 +42,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     /// MPI_COMM_WORLD, initialising MPI (thread level MPI_THREAD_SERIALIZED: one thread at a time calls it) on
-    /// the first call. The library is `LLM_MPI_LIBRARY` when set, else libmpi.so.40 (Open MPI), libmpi.so.12
-    /// (MPICH) or libmpi.so, found by the system loader.
+    /// the first call. The library is `LLM_MPI_LIBRARY` when set, else the one the launcher belongs to: Open
+    /// MPI's libmpi.so.40 under Open MPI's mpirun, MPICH's libmpi.so.12 (or libmpich.so.12) under another
+    /// (hydra), found by the system loader. A library that sees another number of ranks than the launcher
+    /// started (one implementation's library under the other's launcher: each rank alone) is refused.
     public static func world() throws(DistributedError) -> MPICommunicator {
         lock.lock()
         defer { lock.unlock() }
@@ -54,8 +56,10 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
     }
 
     private init() throws(DistributedError) {
-        var candidates = ["libmpi.so.40", "libmpi.so.12", "libmpich.so.12", "libmpi.so"]
-        if let path = ProcessInfo.processInfo.environment["LLM_MPI_LIBRARY"], !path.isEmpty { candidates.insert(path, at: 0) }
+        let environment = ProcessInfo.processInfo.environment
+        let openMPILaunch = environment.keys.contains { $0.hasPrefix("OMPI_COMM_WORLD_") }
+        var candidates = openMPILaunch ? ["libmpi.so.40", "libmpi.so"] : ["libmpi.so.12", "libmpich.so.12", "libmpi.so"]
+        if let path = environment["LLM_MPI_LIBRARY"], !path.isEmpty { candidates = [path] }
         do {
             library = try DynamicLibrary.open(candidates, what: "MPI library", files: "libmpi",
                                               hint: "install Open MPI (Debian: apt install openmpi-bin) or MPICH, or set LLM_MPI_LIBRARY to its libmpi.so",
@@ -77,6 +81,9 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         try api.check("MPI_Comm_size", api.commSize(api.commWorld, &n))
         rank = Int(r)
         size = Int(n)
+        if let launched = Self.launchedWorldSize(environment: environment), launched != size {
+            throw .libraryUnavailable("\(library.path) (\(implementation)) sees \(size) rank(s), but the launcher started \(launched): it is not the launcher's MPI; set LLM_MPI_LIBRARY to the libmpi.so of the mpirun you use")
+        }
     }
 
     /// Ends MPI (every rank must call it). Later collectives are errors.
