@@ -10,7 +10,8 @@
 #   4. A ZeRO-1 run with rank 1 killed (SIGKILL) mid-run: mpirun must end the job, non-zero, within 30 s; then
 #      `mpirun -np 2 llm train --resume` finishes it bit-identical to an uninterrupted ZeRO-1 run, and a copy
 #      resumed by one process (2 micro-batches per step) finishes it within the tolerances of 1.
-#   5. (as root, with iproute2) 2 ranks on two "machines": network namespaces joined by a veth pair, TCP only,
+#   5. Where MPICH's launcher (mpiexec.hydra) is installed too: ZeRO-1 on 2 MPICH ranks against one process.
+#   6. (as root, with iproute2) 2 ranks on two "machines": network namespaces joined by a veth pair, TCP only,
 #      equal to one process as in 1, with at least a gradient's bytes each way across the pair every step.
 #
 #     scripts/ci_mpi_check.sh                      # uses .build/release/llm, building it if needed
@@ -90,6 +91,13 @@ echo "resumed on 2 ranks: $result"
 "$bin" train --resume killed-one --threads 1 --quiet >/dev/null
 result=$($compare whole killed-one) || { echo "ci_mpi_check: $result"; exit 1; }
 echo "resumed by 1 process: $result"
+
+# MPICH, where its launcher is installed too (Debian: apt install mpich): the library the launcher belongs to.
+if command -v mpiexec.hydra >/dev/null 2>&1; then
+    mpiexec.hydra -np 2 "$bin" train "${data[@]}" "${model[@]}" "${steps[@]}" --steps 8 --zero 1 --out mpich >/dev/null
+    result=$($compare one mpich) || { echo "ci_mpi_check: $result"; exit 1; }
+    echo "MPICH, ZeRO-1 on 2 ranks against 1 process: $result"
+fi
 
 # Two "machines": network namespaces joined by a veth pair, rank 0 in one and rank 1 in the other. mpirun starts
 # the remote rank through an rsh agent that enters the namespace its address names (as ssh would reach a host),
