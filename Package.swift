@@ -62,6 +62,8 @@ let package = Package(
         .executableTarget(
             name: "llm",
             dependencies: ["LLM", "LLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // The fuzz harnesses as one program: replays files, or, built by scripts/fuzz.sh with libFuzzer, fuzzes.
+        .executableTarget(name: "llm-fuzz", dependencies: ["LLM", "LLMServer"]),
         // Test-only: counts malloc calls on an armed thread, to prove a training step allocates nothing.
         .target(name: "MallocCounter"),
         .testTarget(

@@ -248,12 +248,17 @@ func decodeBody<T: Decodable>(_: T.Type, from request: inout Request, limits: Se
         throw APIError(status: .contentTooLarge, message: "the request body is larger than this server's limit of \(limits.maxBodyBytes) bytes")
     }
     request.body = .init(buffer: body)  // as Request.collectBody leaves it, for the handlers that read it again
+    return try decodeJSON(T.self, from: Data(body.readableBytesView))
+}
+
+/// Decodes a body's bytes as `T`; bytes that are not UTF-8, or a decoding failure, are an `APIError` saying where.
+func decodeJSON<T: Decodable>(_: T.Type, from data: Data) throws -> T {
     // JSON is UTF-8; Foundation would report a string with other bytes as a value of the wrong type.
-    if let offset = firstInvalidUTF8Offset(body.readableBytesView) {
+    if let offset = firstInvalidUTF8Offset(data) {
         throw APIError.invalid("the request body is not valid UTF-8 (byte offset \(offset))")
     }
     do {
-        return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        return try JSONDecoder().decode(T.self, from: data)
     } catch let error as DecodingError {
         throw describe(error)
     }

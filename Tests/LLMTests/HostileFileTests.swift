@@ -334,4 +334,36 @@ import Testing
             // Gradients in a parity fixture may be anything: only weights are checked.
         }
     }
+
+    // MARK: 7. Found by fuzzing (scripts/fuzz.sh): each input as the fuzzer found it, or cut down to its cause
+
+    /// `body` reads `bytes` from a file named `name` and must throw exactly `expected` (given the file's path).
+    func expectRefusal<E: Error & Equatable>(_ bytes: [UInt8], name: String, _ expected: (String) -> E,
+                                             _ body: (String) throws -> Void) throws {
+        try withTemporaryDirectory { dir in
+            let path = dir + "/" + name
+            try writeBytes(bytes, path)
+            #expect(throws: expected(path)) { try body(path) }
+        }
+    }
+
+    @Test func gemma3ConfigWithBillionsOfLayersIsRefusedBeforeListingThem() throws {
+        // Without layer_types, the sliding layers were listed (2^31 Bools, minutes) before the layer count was checked.
+        let json = #"{"model_type": "gemma3_text", "hidden_size": 48, "num_attention_heads": 3, "num_key_value_heads": 1, "#
+            + #""head_dim": 32, "intermediate_size": 96, "vocab_size": 280, "max_position_embeddings": 32, "#
+            + #""num_hidden_layers": 2147483647, "sliding_window": 5}"#
+        try expectRefusal(Array(json.utf8), name: "config.json", {
+            FormatError.inconsistentHeader(path: $0, reason: "num_hidden_layers 2147483647 is more than 1024")
+        }) { _ = try HuggingFaceConfig.read($0) }
+    }
+
+    @Test func llmcTokenizerWithoutEveryByteIsRefused() throws {
+        // Byte 0x41 ("A") has no token of its own: encoding "A" fell back to a byte token that was not there.
+        func token(_ bytes: [UInt8]) -> [UInt8] { [UInt8(bytes.count)] + bytes }
+        let header = [Int32(20_240_328), 2, 257, 256] + [Int32](repeating: 0, count: 252)
+        let body = (0...255).flatMap { token($0 == 0x41 ? [0x41, 0x42] : [UInt8($0)]) } + token(Array("<|endoftext|>".utf8))
+        try expectRefusal(header.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } } + body, name: "tok.bin", {
+            TokenizerError.malformed(path: $0, reason: "the tokens before eot 256 do not include all 256 single bytes")
+        }) { _ = try Tokenizer.llmcDecoder($0) }
+    }
 }

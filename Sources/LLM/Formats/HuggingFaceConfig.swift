@@ -178,6 +178,10 @@ enum HuggingFaceConfig {
                 // transformers 4: every `sliding_window_pattern`-th layer is global.
                 let pattern = try f.optionalInt("sliding_window_pattern") ?? 6
                 guard pattern > 0 else { throw f.unsupported("sliding_window_pattern", "\(pattern) is not positive") }
+                // Bounded before the list of layer types is built, not after (2^31 layers would take minutes and 2 GB).
+                guard c.numLayers <= ModelConfig.maxLayers else {
+                    throw FormatError.inconsistentHeader(path: f.path, reason: "num_hidden_layers \(c.numLayers) is more than \(ModelConfig.maxLayers)")
+                }
                 c.slidingLayers = (0..<max(c.numLayers, 0)).map { ($0 + 1) % pattern != 0 }
             }
         }

@@ -135,6 +135,9 @@ public struct ModelConfig: Sendable, Equatable, Codable, CustomStringConvertible
     public func ropeTheta(layer l: Int) -> Double { isSliding(l) ? ropeLocalTheta ?? ropeTheta : ropeTheta }
     var usesRoPE: Bool { ropeTheta > 0 }
 
+    /// The most layers a model may have (`validate`).
+    static let maxLayers = 1024
+
     /// Checks the shape is one the model can run; the message says which rule fails.
     public func validate() throws(ModelError) {
         func fail(_ why: String) -> ModelError { .invalidConfig(why) }
@@ -164,7 +167,7 @@ public struct ModelConfig: Sendable, Equatable, Codable, CustomStringConvertible
             throw fail("query_pre_attn_scalar \(s) is not positive")
         }
         // Keep every tensor size comfortably inside Int32 indexing and memory sense.
-        if maxSeqLen > 1 << 20 || vocabSize > 1 << 24 || paddedVocabSize > 1 << 24 || numLayers > 1024
+        if maxSeqLen > 1 << 20 || vocabSize > 1 << 24 || paddedVocabSize > 1 << 24 || numLayers > Self.maxLayers
             || channels > 1 << 16 || hiddenSize > 1 << 18 || numHeads * headSize > 1 << 16 {
             throw fail("sizes are implausibly large (\(self))")
         }

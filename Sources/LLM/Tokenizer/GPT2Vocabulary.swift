@@ -101,6 +101,10 @@ extension Tokenizer {
         let name = String(decoding: tokens[eot], as: UTF8.self)
         var mergeable = tokens
         mergeable.removeSubrange(eot...)  // the eot token is the last one in GPT-2's table
+        // Encoding falls back to single bytes, so every byte needs a token (as in the project's tokenizer file).
+        guard Set(mergeable.filter { $0.count == 1 }.map { $0[0] }).count == 256 else {
+            throw TokenizerError.malformed(path: path, reason: "the tokens before eot \(eot) do not include all 256 single bytes")
+        }
         return Tokenizer(tokens: mergeable, pattern: .gpt2, specialTokens: [name: Int32(eot)])
     }
 
