@@ -243,7 +243,7 @@ final class RawConnection {
 }
 
 /// Waits up to `seconds` for `condition` to hold, checking every 10 ms.
-func eventually(within seconds: Double = 5, _ condition: () -> Bool) async throws -> Bool {
+func eventually(within seconds: Double = 30, _ condition: () -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .seconds(seconds)
     while ContinuousClock.now < deadline {
         if condition() { return true }
