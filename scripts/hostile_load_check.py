@@ -39,6 +39,8 @@ import sys
 import threading
 import time
 
+from load_check import sse_events  # the SSE parsing both load checks share
+
 SOCKET_TIMEOUT = 60  # seconds for any one read of a completion: the checker never hangs
 
 
@@ -73,18 +75,7 @@ def stream_chat(host, port, body, disconnect=None, max_tokens=None, stops=()):
         finish = None
         role = False
         text = ""
-        done = False
-        for line in response:  # http.client undoes the chunked encoding; SSE events are "data: ..." lines
-            line = line.strip()
-            if not line.startswith(b"data: "):
-                continue
-            data = line[6:]
-            if data == b"[DONE]":
-                done = True
-                break
-            chunk = json.loads(data)
-            if "error" in chunk:
-                raise RuntimeError("error event: " + chunk["error"]["message"])
+        for chunk in sse_events(response):
             if first is None:
                 first = time.perf_counter() - start
             if chunk.get("usage"):
@@ -96,8 +87,8 @@ def stream_chat(host, port, body, disconnect=None, max_tokens=None, stops=()):
                 finish = chunk["choices"][0].get("finish_reason") or finish
             if disconnect == "first" or (disconnect == "content" and text):
                 return first, time.perf_counter() - start, 0, True
-        if not done or tokens is None or finish is None or not role:
-            raise RuntimeError(f"incomplete stream (done {done}, usage {tokens}, finish {finish}, role {role})")
+        if tokens is None or finish is None or not role:
+            raise RuntimeError(f"incomplete stream (usage {tokens}, finish {finish}, role {role})")
         if finish not in ("stop", "length") or (max_tokens and tokens > max_tokens):
             raise RuntimeError(f"finish_reason {finish!r}, {tokens} tokens")
         if any(s in text for s in stops):

@@ -15,6 +15,24 @@ import threading
 import time
 
 
+def sse_events(response):
+    """The JSON chunks of a streamed OpenAI response, in order, until `data: [DONE]`. An error event, or a stream
+    that ends without [DONE], raises RuntimeError. (http.client undoes the chunked encoding; SSE events are
+    "data: ..." lines.)"""
+    for line in response:
+        line = line.strip()
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:]
+        if data == b"[DONE]":
+            return
+        chunk = json.loads(data)
+        if "error" in chunk:
+            raise RuntimeError("error event: " + chunk["error"]["message"])
+        yield chunk
+    raise RuntimeError("the stream ended without [DONE]")
+
+
 def one_request(host, port, max_tokens, index):
     """One streamed chat completion: (seconds to the first content, seconds in all, completion tokens)."""
     body = json.dumps({
@@ -31,24 +49,13 @@ def one_request(host, port, max_tokens, index):
             raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
         first = None
         tokens = None
-        done = False
-        for line in response:  # http.client undoes the chunked encoding; SSE events are "data: ..." lines
-            line = line.strip()
-            if not line.startswith(b"data: "):
-                continue
-            data = line[6:]
-            if data == b"[DONE]":
-                done = True
-                break
-            chunk = json.loads(data)
-            if "error" in chunk:
-                raise RuntimeError(chunk["error"]["message"])
+        for chunk in sse_events(response):
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
             if first is None and chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 first = time.perf_counter() - start
-        if not done or tokens is None:
-            raise RuntimeError("the stream ended without [DONE] or usage")
+        if tokens is None:
+            raise RuntimeError("the stream ended without usage")
         total = time.perf_counter() - start
         return (first if first is not None else total), total, tokens
     finally:
