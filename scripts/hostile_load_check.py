@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 
-from load_check import sse_events  # the SSE parsing both load checks share
+from load_check import post_stream, sse_events  # what both load checks share
 
 SOCKET_TIMEOUT = 60  # seconds for any one read of a completion: the checker never hangs
 
@@ -64,12 +64,8 @@ def stream_chat(host, port, body, disconnect=None, max_tokens=None, stops=()):
     "content" (close after the first content). Returns (seconds to the first chunk, seconds in all, tokens,
     whether it hung up as asked)."""
     start = time.perf_counter()
-    connection = http.client.HTTPConnection(host, port, timeout=SOCKET_TIMEOUT)
+    connection, response = post_stream(host, port, body, timeout=SOCKET_TIMEOUT)
     try:
-        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
         first = None
         tokens = None
         finish = None

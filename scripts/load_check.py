@@ -15,6 +15,21 @@ import threading
 import time
 
 
+def post_stream(host, port, body, timeout):
+    """POSTs a streaming chat completion: (connection, response), the response's status checked to be 200. The
+    caller closes the connection."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection, response
+
+
 def sse_events(response):
     """The JSON chunks of a streamed OpenAI response, in order, until `data: [DONE]`. An error event, or a stream
     that ends without [DONE], raises RuntimeError. (http.client undoes the chunked encoding; SSE events are
@@ -41,12 +56,8 @@ def one_request(host, port, max_tokens, index):
         "stream_options": {"include_usage": True},
     })
     start = time.perf_counter()
-    connection = http.client.HTTPConnection(host, port, timeout=120)
+    connection, response = post_stream(host, port, body, timeout=120)
     try:
-        connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        if response.status != 200:
-            raise RuntimeError(f"HTTP {response.status}: {response.read()[:200]!r}")
         first = None
         tokens = None
         for chunk in sse_events(response):
