@@ -6,7 +6,7 @@
 
 // partials[blockIdx.x] = Σ grads[i]² over this block's grid-stride share of the n gradients.
 // Launch: a fixed grid (its size is the number of partials; the same grid gives the same sum), blocks of 512.
-extern "C" __global__ void global_norm_partial(float* partials, const floatX* grads, long long n) {
+KERNEL void global_norm_partial(float* partials, const floatX* grads, long long n) {
     __shared__ float scratch[32];
     float s = 0.0f;
     for (long long i = global_index(); i < n; i += global_stride()) {
@@ -20,7 +20,7 @@ extern "C" __global__ void global_norm_partial(float* partials, const floatX* gr
 // norm_scale[0] = √(Σ partials), the global gradient norm; norm_scale[1] = the clip scale, as
 // torch.nn.utils.clip_grad_norm_: min(1, clip / (norm + 1e-6)) when clip > 0, else 1; NaN when the norm is not
 // finite, which makes the AdamW kernels skip the step. Launch: one block of 1024.
-extern "C" __global__ void global_norm_finish(float* norm_scale, const float* partials, int count, float clip) {
+KERNEL void global_norm_finish(float* norm_scale, const float* partials, int count, float clip) {
     __shared__ float scratch[32];
     float s = 0.0f;
     for (int i = threadIdx.x; i < count; i += blockDim.x) s += partials[i];
@@ -50,9 +50,9 @@ __device__ __forceinline__ float adamw_step(float p, float g, float* m, float* v
 // as adamWUpdate does: step_size = lr / (1 - β1^t), bias2_sqrt = √(1 - β2^t), decay = 1 - lr·wd (wd = 0 for
 // tensors that are not decayed). grad_scale points to global_norm_finish's scale (norm_scale + 1).
 // Launch: grid-stride, blocks of 256; one launch per parameter tensor (their decay differs).
-extern "C" __global__ void adamw_update(float* params, const float* grads, float* m, float* v, long long n,
-                                        const float* grad_scale, float step_size, float bias2_sqrt, float decay,
-                                        float one_minus_beta1, float beta2, float one_minus_beta2, float eps) {
+KERNEL void adamw_update(float* params, const float* grads, float* m, float* v, long long n,
+                         const float* grad_scale, float step_size, float bias2_sqrt, float decay,
+                         float one_minus_beta1, float beta2, float one_minus_beta2, float eps) {
     float scale = *grad_scale;
     if (!isfinite(scale)) return;
     for (long long i = global_index(); i < n; i += global_stride()) {
@@ -65,10 +65,10 @@ extern "C" __global__ void adamw_update(float* params, const float* grads, float
 // rounded (stochastically when floatX is bfloat16, with random bits from `seed`, which the host changes every
 // step and tensor) into the floatX copy the model computes with.
 // Scalars as adamw_update. Launch: grid-stride, blocks of 256; one launch per parameter tensor.
-extern "C" __global__ void adamw_update_mixed(floatX* params, float* master, const floatX* grads, float* m, float* v,
-                                              long long n, const float* grad_scale, float step_size,
-                                              float bias2_sqrt, float decay, float one_minus_beta1, float beta2,
-                                              float one_minus_beta2, float eps, unsigned int seed) {
+KERNEL void adamw_update_mixed(floatX* params, float* master, const floatX* grads, float* m, float* v,
+                               long long n, const float* grad_scale, float step_size,
+                               float bias2_sqrt, float decay, float one_minus_beta1, float beta2,
+                               float one_minus_beta2, float eps, unsigned int seed) {
     float scale = *grad_scale;
     if (!isfinite(scale)) return;
     for (long long i = global_index(); i < n; i += global_stride()) {

@@ -33,8 +33,8 @@ __device__ __forceinline__ void load_tile(float* tile, int stride, const floatX*
 }
 
 // out = softmax(q·kᵀ/√hs, causal) · v for one (batch, head, tile of 32 queries); lse = log Σ exp(scores) per row.
-extern "C" __global__ void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
-    extern __shared__ float smem[];
+KERNEL void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH) {
+    DYNAMIC_SHARED(float, smem);
     int hs = C / NH, h = blockIdx.y, b = blockIdx.z;
     int qt = gridDim.x - 1 - blockIdx.x;  // the longest rows first
     int q0 = qt * TILE, warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
@@ -115,8 +115,8 @@ extern "C" __global__ void attention_forward(floatX* out, float* lse, const floa
 
 // delta[b,h,t] = Σ_d dout[b,t,h·hs + d] · out[b,t,h·hs + d], which equals Σ_k p·dp over the row: the softmax
 // backward's subtracted term. Launch: one warp per (b,t,h), blocks of 128.
-extern "C" __global__ void attention_backward_delta(float* delta, const floatX* dout, const floatX* out, int B, int T,
-                                                    int C, int NH) {
+KERNEL void attention_backward_delta(float* delta, const floatX* dout, const floatX* out, int B, int T,
+                                     int C, int NH) {
     long long row = (long long)blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
     int lane = threadIdx.x % WARP_SIZE, hs = C / NH;
     if (row >= (long long)B * T * NH) return;
@@ -133,9 +133,9 @@ extern "C" __global__ void attention_backward_delta(float* delta, const floatX* 
 // dk and dv for one (batch, head, tile of 32 keys), added into dqkv. With s = q·k/√hs, p = exp(s - lse),
 // dp = dout·v and ds = p·(dp - delta): dv[k] = Σ_q p·dout[q], dk[k] = Σ_q ds·q/√hs.
 // Each warp owns 8 keys; for scores a lane is a query of the current query tile, for sums a lane holds dimensions.
-extern "C" __global__ void attention_backward_dkv(floatX* dqkv, const floatX* dout, const floatX* qkv,
-                                                  const float* lse, const float* delta, int B, int T, int C, int NH) {
-    extern __shared__ float smem[];
+KERNEL void attention_backward_dkv(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                   const float* lse, const float* delta, int B, int T, int C, int NH) {
+    DYNAMIC_SHARED(float, smem);
     int hs = C / NH, h = blockIdx.y, b = blockIdx.z;
     int kt = blockIdx.x, k0 = kt * TILE;  // early key tiles have the most queries: first
     int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
@@ -233,9 +233,9 @@ extern "C" __global__ void attention_backward_dkv(floatX* dqkv, const floatX* do
 
 // dq for one (batch, head, tile of 32 queries), added into dqkv: dq[q] = Σ_k ds·k/√hs.
 // Each warp owns 8 query rows; for scores a lane is a key of the current key tile, for sums a lane holds dimensions.
-extern "C" __global__ void attention_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv,
-                                                 const float* lse, const float* delta, int B, int T, int C, int NH) {
-    extern __shared__ float smem[];
+KERNEL void attention_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                  const float* lse, const float* delta, int B, int T, int C, int NH) {
+    DYNAMIC_SHARED(float, smem);
     int hs = C / NH, h = blockIdx.y, b = blockIdx.z;
     int qt = gridDim.x - 1 - blockIdx.x;  // the longest rows first
     int q0 = qt * TILE, warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;

@@ -6,8 +6,8 @@
 
 // Copies the keys and values of the n new positions into the cache. Launch: one thread per (i, c) of n × C,
 // blocks of 256. Run it before attention_cached_forward for the same positions.
-extern "C" __global__ void kv_cache_write(floatX* kCache, floatX* vCache, const floatX* qkv, int t0, int n, int C,
-                                          int NH, int maxT) {
+KERNEL void kv_cache_write(floatX* kCache, floatX* vCache, const floatX* qkv, int t0, int n, int C,
+                           int NH, int maxT) {
     long long idx = global_index();
     if (idx >= (long long)n * C) return;
     int i = (int)(idx / C), c = (int)(idx % C), hs = C / NH, h = c / hs, d = c % hs;
@@ -19,9 +19,9 @@ extern "C" __global__ void kv_cache_write(floatX* kCache, floatX* vCache, const 
 // For new position t = t0 + i and head h: scores against cached keys t2 ≤ t, softmax, weighted sum of cached
 // values. The scores of one row (at most maxT floats) sit in shared memory.
 // Launch: grid (n, NH), block 128, dynamic shared memory 4 · (maxT + 32 + hs) bytes.
-extern "C" __global__ void attention_cached_forward(floatX* out, const floatX* kCache, const floatX* vCache,
-                                                    const floatX* qkv, int t0, int n, int C, int NH, int maxT) {
-    extern __shared__ float smem[];
+KERNEL void attention_cached_forward(floatX* out, const floatX* kCache, const floatX* vCache,
+                                     const floatX* qkv, int t0, int n, int C, int NH, int maxT) {
+    DYNAMIC_SHARED(float, smem);
     int i = blockIdx.x, h = blockIdx.y, t = t0 + i, hs = C / NH;
     int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE, warps = blockDim.x / WARP_SIZE;
     float* scores = smem;           // [maxT]

@@ -11,8 +11,8 @@
 //     row of an ignored position.
 // dloss is the gradient of the loss at each supervised position: lossScale / (number of supervised positions)
 // for the mean, as the host counts them. Launch: one block per row, blocks of 512.
-extern "C" __global__ void fused_classifier(floatX* logits, float* losses, const int* targets, float dloss, int N,
-                                            int V, int Vp, int write_dlogits) {
+KERNEL void fused_classifier(floatX* logits, float* losses, const int* targets, float dloss, int N,
+                             int V, int Vp, int write_dlogits) {
     __shared__ float scratch[32];
     int n = blockIdx.x;
     if (n >= N) return;

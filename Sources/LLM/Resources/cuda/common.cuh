@@ -9,6 +9,16 @@
 // float, converted with the sm_80 instruction where there is one.
 #pragma once
 
+// KERNEL marks an entry point the backend launches by name (C linkage, so NVRTC keeps the name as written), and
+// DYNAMIC_SHARED declares the launch's dynamic shared memory. The CPU emulator that checks these kernels without a
+// GPU (Sources/CUDAEmulator) defines both its own way before it includes a kernel file.
+#ifndef KERNEL
+#define KERNEL extern "C" __global__
+#endif
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 struct bf16 {
     unsigned short bits;
 };

@@ -5,8 +5,8 @@
 // out[b,t,c] = wte[inp[b,t],c] + wpe[t,c].
 // out is (B,T,C), inp is (B,T) token ids already checked to be < V, wte is (Vp,C), wpe is (maxT,C).
 // Launch: one thread per element of out, blocks of 256.
-extern "C" __global__ void encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
-                                           int B, int T, int C) {
+KERNEL void encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
+                            int B, int T, int C) {
     long long i = global_index();
     if (i >= (long long)B * T * C) return;
     int c = (int)(i % C);
@@ -17,7 +17,7 @@ extern "C" __global__ void encoder_forward(floatX* out, const int* inp, const fl
 
 // dwpe[t,c] += Σ_b dout[b,t,c], summed over b in order.
 // dwpe is (maxT,C), dout is (B,T,C). Launch: one thread per (t,c), blocks of 256.
-extern "C" __global__ void encoder_backward_wpe(floatX* dwpe, const floatX* dout, int B, int T, int C) {
+KERNEL void encoder_backward_wpe(floatX* dwpe, const floatX* dout, int B, int T, int C) {
     long long i = global_index();
     if (i >= (long long)T * C) return;
     float sum = 0.0f;
@@ -29,8 +29,8 @@ extern "C" __global__ void encoder_backward_wpe(floatX* dwpe, const floatX* dout
 // The host groups positions by token (a counting sort of the (B,T) inputs it already holds): bucket k is the
 // token bucket_tokens[k] with positions positions[bucket_starts[k] ..< bucket_starts[k+1]], in increasing order.
 // dwte is (Vp,C), dout is (B,T,C). Launch: grid (buckets, ceil(C/256)), blocks of 256; one thread per (token, c).
-extern "C" __global__ void encoder_backward_wte(floatX* dwte, const floatX* dout, const int* bucket_tokens,
-                                               const int* bucket_starts, const int* positions, int buckets, int C) {
+KERNEL void encoder_backward_wte(floatX* dwte, const floatX* dout, const int* bucket_tokens,
+                                const int* bucket_starts, const int* positions, int buckets, int C) {
     int k = blockIdx.x;
     int c = blockIdx.y * blockDim.x + threadIdx.x;
     if (c >= C || k >= buckets) return;

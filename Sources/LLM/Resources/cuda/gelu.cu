@@ -15,7 +15,7 @@ __device__ __forceinline__ void gelu_sigmoids(float u, float* pos, float* neg) {
 
 // out = 0.5·x·(1 + tanh(u)) = x·σ(2u), u = √(2/π)·(x + 0.044715·x³), elementwise over N values.
 // Launch: grid-stride, blocks of 256.
-extern "C" __global__ void gelu_forward(floatX* out, const floatX* inp, long long N) {
+KERNEL void gelu_forward(floatX* out, const floatX* inp, long long N) {
     for (long long i = global_index(); i < N; i += global_stride()) {
         float x = to_float(inp[i]);
         float pos, neg;
@@ -26,7 +26,7 @@ extern "C" __global__ void gelu_forward(floatX* out, const floatX* inp, long lon
 
 // dinp += dout · gelu'(x), gelu'(x) = σ(2u) + 2x·σ(2u)σ(-2u)·√(2/π)(1 + 3·0.044715·x²).
 // Launch: grid-stride, blocks of 256.
-extern "C" __global__ void gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, long long N) {
+KERNEL void gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, long long N) {
     for (long long i = global_index(); i < N; i += global_stride()) {
         float x = to_float(inp[i]), x2 = x * x;
         float pos, neg;

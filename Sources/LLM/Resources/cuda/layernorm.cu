@@ -8,8 +8,8 @@
 // out = (x - mean) / √(var + eps) · weight + bias per row of C; saves mean and rstd (float) for backward.
 // out, inp are (N,C); mean, rstd are (N); weight, bias are (C). N = B·T.
 // Launch: one warp per row, blocks of 128 (4 rows).
-extern "C" __global__ void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp,
-                                             const floatX* weight, const floatX* bias, int N, int C) {
+KERNEL void layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp,
+                              const floatX* weight, const floatX* bias, int N, int C) {
     int row = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
     if (row >= N) return;
     const floatX* x = inp + (long long)row * C;
@@ -34,9 +34,9 @@ extern "C" __global__ void layernorm_forward(floatX* out, float* mean, float* rs
 
 // dinp += rstd · (g - mean(g) - norm · mean(g · norm)) with norm = (x - mean)·rstd and g = weight·dout.
 // dinp, dout, inp are (N,C). Launch: one warp per row, blocks of 128.
-extern "C" __global__ void layernorm_backward_input(floatX* dinp, const floatX* dout, const floatX* inp,
-                                                    const floatX* weight, const float* mean, const float* rstd,
-                                                    int N, int C) {
+KERNEL void layernorm_backward_input(floatX* dinp, const floatX* dout, const floatX* inp,
+                                     const floatX* weight, const float* mean, const float* rstd,
+                                     int N, int C) {
     int row = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
     if (row >= N) return;
     long long base = (long long)row * C;
@@ -59,9 +59,9 @@ extern "C" __global__ void layernorm_backward_input(floatX* dinp, const floatX* 
 // partial[k, C + c] = Σ dout (dbias). partial is (chunks, 2C) float.
 // Then column_sum_finish(dweight, partial, chunks, 2C, 0, C) and column_sum_finish(dbias, partial, chunks, 2C, C, C).
 // Launch: grid (ceil(C/32), chunks), block (32, COLUMN_ROWS).
-extern "C" __global__ void layernorm_backward_params_partial(float* partial, const floatX* dout, const floatX* inp,
-                                                             const float* mean, const float* rstd, int N, int C,
-                                                             int rows_per_chunk) {
+KERNEL void layernorm_backward_params_partial(float* partial, const floatX* dout, const floatX* inp,
+                                              const float* mean, const float* rstd, int N, int C,
+                                              int rows_per_chunk) {
     __shared__ float dw[COLUMN_ROWS][33], db[COLUMN_ROWS][33];
     int c = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
     int start = chunk * rows_per_chunk, end = min(N, start + rows_per_chunk);

@@ -4,7 +4,7 @@
 #include "common.cuh"
 
 // out[n,o] += bias[o]. out is (N,OC). Launch: grid-stride, blocks of 256.
-extern "C" __global__ void add_bias(floatX* out, const floatX* bias, int N, int OC) {
+KERNEL void add_bias(floatX* out, const floatX* bias, int N, int OC) {
     for (long long i = global_index(); i < (long long)N * OC; i += global_stride()) {
         out[i] = from_float(to_float(out[i]) + to_float(bias[i % OC]));
     }
@@ -14,7 +14,7 @@ extern "C" __global__ void add_bias(floatX* out, const floatX* bias, int N, int 
 // x is (N,cols), partial is (chunks, cols) float. For dbias: x = dout, cols = OC; then
 // column_sum_finish(dbias, partial, chunks, OC, 0, OC).
 // Launch: grid (ceil(cols/32), chunks), block (32, COLUMN_ROWS).
-extern "C" __global__ void column_sum_partial(float* partial, const floatX* x, int N, int cols, int rows_per_chunk) {
+KERNEL void column_sum_partial(float* partial, const floatX* x, int N, int cols, int rows_per_chunk) {
     __shared__ float sums[COLUMN_ROWS][33];
     int o = blockIdx.x * 32 + threadIdx.x, chunk = blockIdx.y;
     int start = chunk * rows_per_chunk, end = min(N, start + rows_per_chunk);
@@ -32,8 +32,8 @@ extern "C" __global__ void column_sum_partial(float* partial, const floatX* x, i
 
 // out[c] += Σ_k partial[k·ld + offset + c] over chunks k in order, for c < cols.
 // Launch: one thread per column, blocks of 256.
-extern "C" __global__ void column_sum_finish(floatX* out, const float* partial, int chunks, int ld, int offset,
-                                             int cols) {
+KERNEL void column_sum_finish(floatX* out, const float* partial, int chunks, int ld, int offset,
+                              int cols) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= cols) return;
     float s = 0.0f;
