@@ -64,11 +64,14 @@ let package = Package(
             dependencies: ["LLM", "LLMServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // The fuzz harnesses as one program: replays files, or, built by scripts/fuzz.sh with libFuzzer, fuzzes.
         .executableTarget(name: "llm-fuzz", dependencies: ["LLM", "LLMServer"]),
+        // Test-only: the CUDA kernels of Sources/LLM/Resources/cuda compiled as C++ and run on the CPU, block by block
+        // and thread by thread, so that their numerics are checked on machines without a GPU (CUDAEmulatorTests).
+        .target(name: "CUDAEmulator"),
         // Test-only: counts malloc calls on an armed thread, to prove a training step allocates nothing.
         .target(name: "MallocCounter"),
         .testTarget(
             name: "LLMTests",
-            dependencies: ["LLM", "MallocCounter"],
+            dependencies: ["LLM", "MallocCounter", "CUDAEmulator"],
             resources: [.copy("Fixtures")],
             swiftSettings: kernelSettings),
         // The README's commands against the `llm` executable's own argument parser (a test target may import an
@@ -80,5 +83,6 @@ let package = Package(
             name: "LLMServerTests",
             dependencies: ["LLMServer", .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )
