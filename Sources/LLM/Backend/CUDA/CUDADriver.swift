@@ -24,6 +24,8 @@ public enum CUDAError: Error, Equatable, CustomStringConvertible {
     case unsupported(String)
     /// A GPU opened, but the model does not run on it yet.
     case modelNotImplemented(device: String)
+    /// A kernel launch that could not run: no such kernel, or (under the CPU emulator) a fault in it.
+    case launch(kernel: String, reason: String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,7 @@ public enum CUDAError: Error, Equatable, CustomStringConvertible {
             "the CUDA kernel sources are missing (searched: \(searched.joined(separator: ", "))); set LLM_RESOURCES to the package's Resources folder"
         case let .kernelCache(path, reason): "kernel cache \(path): \(reason)"
         case .unsupported(let why): "unsupported on CUDA: \(why)"
+        case let .launch(kernel, reason): "kernel \(kernel): \(reason)"
         case .modelNotImplemented(let device):
             "found \(device), but training and inference do not run on CUDA yet (only the kernels and bindings exist); use --device cpu"
         }

@@ -1,0 +1,221 @@
+// The host side of every kernel launch in Resources/cuda: the grid, block and shared memory each kernel's comment
+// documents, and its scalar arguments, formed the way the CPU kernel of the same name forms them. Pointers are
+// device addresses; each function only queues work on the launcher (a GPU stream, or the CPU emulator in tests).
+//
+// Reductions are deterministic: column sums (bias, LayerNorm parameters) go through partial sums over fixed chunks
+// of rows, and the gradient norm through a fixed number of partial sums, so a result depends on the shapes only,
+// not on the GPU or on scheduling.
+import Foundation
+
+/// The kernels' side of the CUDA backend, one function per kernel family.
+public struct CUDAOps {
+    public let launcher: any KernelLauncher
+
+    public init(launcher: any KernelLauncher) { self.launcher = launcher }
+
+    /// Threads per block of the elementwise and grid-stride kernels.
+    static let elementwiseBlock = 256
+    /// The most blocks a grid-stride launch uses; beyond it each thread loops.
+    static let maxGridStrideBlocks = 1 << 16
+    /// Partial sums of the global gradient norm (fixed, so the sum is the same on every GPU).
+    public static let normPartials = 256
+    /// Row chunks of the column sums, at most.
+    static let maxColumnChunks = 256
+
+    private func launch(_ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0,
+                        _ arguments: [KernelArgument]) throws(CUDAError) {
+        try launcher.launch(kernel, grid: grid, block: block, sharedMemory: sharedMemory, arguments)
+    }
+
+    private static func blocks(_ count: Int, of size: Int) -> Int { max(1, (count + size - 1) / size) }
+
+    private func gridStride(_ kernel: String, count: Int, _ arguments: [KernelArgument]) throws(CUDAError) {
+        let grid = min(Self.blocks(count, of: Self.elementwiseBlock), Self.maxGridStrideBlocks)
+        try launch(kernel, grid: (grid, 1, 1), block: (Self.elementwiseBlock, 1, 1), arguments)
+    }
+
+    private static func int(_ v: Int) -> KernelArgument { .int32(Int32(v)) }
+
+    // MARK: Column sums
+
+    /// How N rows are cut into chunks for the column sums: rows per chunk, and the number of chunks.
+    public static func columnChunks(rows N: Int) -> (rowsPerChunk: Int, chunks: Int) {
+        let rowsPerChunk = max(1, (N + maxColumnChunks - 1) / maxColumnChunks)
+        return (rowsPerChunk, max(1, (N + rowsPerChunk - 1) / rowsPerChunk))
+    }
+
+    /// Floats of scratch the column sums of N rows × `columns` need (LayerNorm's backward sums 2C columns).
+    public static func columnScratchCount(rows N: Int, columns: Int) -> Int { columnChunks(rows: N).chunks * columns }
+
+    // MARK: Embedding
+
+    /// out = wte[tokens] + wpe[t] over (B,T,C). `tokens` is (B,T) int32 on the device, each < V.
+    public func encoderForward(out: CUdeviceptr, tokens: CUdeviceptr, wte: CUdeviceptr, wpe: CUdeviceptr, B: Int, T: Int,
+                               C: Int) throws(CUDAError) {
+        try launch("encoder_forward", grid: (Self.blocks(B * T * C, of: 256), 1, 1), block: (256, 1, 1),
+                   [.pointer(out), .pointer(tokens), .pointer(wte), .pointer(wpe), Self.int(B), Self.int(T), Self.int(C)])
+    }
+
+    /// The buckets encoder_backward_wte reads: positions grouped by token, made on the host from the (B,T) inputs.
+    public struct TokenBuckets: Equatable, Sendable {
+        /// The distinct tokens, increasing.
+        public var tokens: [Int32] = []
+        /// Bucket k's positions are positions[starts[k] ..< starts[k+1]].
+        public var starts: [Int32] = [0]
+        public var positions: [Int32] = []
+
+        /// A counting sort of `inputs`: each token's positions, in increasing order.
+        public init(inputs: [Int32]) {
+            var byToken = [Int32: [Int32]]()
+            for (p, token) in inputs.enumerated() { byToken[token, default: []].append(Int32(p)) }
+            for token in byToken.keys.sorted() {
+                tokens.append(token)
+                positions += byToken[token]!
+                starts.append(Int32(positions.count))
+            }
+        }
+    }
+
+    /// dwpe += Σ_b dout[b,t,:]; dwte[token] += Σ dout over the positions of that token (`buckets` on the device,
+    /// `bucketCount` of them).
+    public func encoderBackward(dwte: CUdeviceptr, dwpe: CUdeviceptr?, dout: CUdeviceptr, bucketTokens: CUdeviceptr,
+                                bucketStarts: CUdeviceptr, positions: CUdeviceptr, bucketCount: Int, B: Int, T: Int,
+                                C: Int) throws(CUDAError) {
+        if let dwpe {
+            try launch("encoder_backward_wpe", grid: (Self.blocks(T * C, of: 256), 1, 1), block: (256, 1, 1),
+                       [.pointer(dwpe), .pointer(dout), Self.int(B), Self.int(T), Self.int(C)])
+        }
+        guard bucketCount > 0 else { return }
+        try launch("encoder_backward_wte", grid: (bucketCount, Self.blocks(C, of: 256), 1), block: (256, 1, 1),
+                   [.pointer(dwte), .pointer(dout), .pointer(bucketTokens), .pointer(bucketStarts), .pointer(positions),
+                    Self.int(bucketCount), Self.int(C)])
+    }
+
+    // MARK: LayerNorm
+
+    /// out = (x − mean)·rstd·weight + bias per row of C; mean and rstd (float, N each) are saved for the backward.
+    public func layerNormForward(out: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr, inp: CUdeviceptr,
+                                 weight: CUdeviceptr, bias: CUdeviceptr, N: Int, C: Int) throws(CUDAError) {
+        try launch("layernorm_forward", grid: (Self.blocks(N, of: 4), 1, 1), block: (128, 1, 1),
+                   [.pointer(out), .pointer(mean), .pointer(rstd), .pointer(inp), .pointer(weight), .pointer(bias),
+                    Self.int(N), Self.int(C)])
+    }
+
+    /// Adds into dinp, dweight and dbias. `scratch` holds columnScratchCount(rows: N, columns: 2C) floats.
+    public func layerNormBackward(dinp: CUdeviceptr, dweight: CUdeviceptr, dbias: CUdeviceptr, dout: CUdeviceptr,
+                                  inp: CUdeviceptr, weight: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr,
+                                  scratch: CUdeviceptr, N: Int, C: Int) throws(CUDAError) {
+        try launch("layernorm_backward_input", grid: (Self.blocks(N, of: 4), 1, 1), block: (128, 1, 1),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(weight), .pointer(mean), .pointer(rstd),
+                    Self.int(N), Self.int(C)])
+        let (rowsPerChunk, chunks) = Self.columnChunks(rows: N)
+        try launch("layernorm_backward_params_partial", grid: (Self.blocks(C, of: 32), chunks, 1), block: (32, 8, 1),
+                   [.pointer(scratch), .pointer(dout), .pointer(inp), .pointer(mean), .pointer(rstd), Self.int(N),
+                    Self.int(C), Self.int(rowsPerChunk)])
+        try columnSumFinish(out: dweight, partial: scratch, chunks: chunks, ld: 2 * C, offset: 0, columns: C)
+        try columnSumFinish(out: dbias, partial: scratch, chunks: chunks, ld: 2 * C, offset: C, columns: C)
+    }
+
+    private func columnSumFinish(out: CUdeviceptr, partial: CUdeviceptr, chunks: Int, ld: Int, offset: Int,
+                                 columns: Int) throws(CUDAError) {
+        try launch("column_sum_finish", grid: (Self.blocks(columns, of: 256), 1, 1), block: (256, 1, 1),
+                   [.pointer(out), .pointer(partial), Self.int(chunks), Self.int(ld), Self.int(offset), Self.int(columns)])
+    }
+
+    // MARK: Bias
+
+    /// out[n,o] += bias[o] over (N,OC).
+    public func addBias(out: CUdeviceptr, bias: CUdeviceptr, N: Int, OC: Int) throws(CUDAError) {
+        try gridStride("add_bias", count: N * OC, [.pointer(out), .pointer(bias), Self.int(N), Self.int(OC)])
+    }
+
+    /// dbias += the column sums of dout (N,OC). `scratch` holds columnScratchCount(rows: N, columns: OC) floats.
+    public func biasBackward(dbias: CUdeviceptr, dout: CUdeviceptr, scratch: CUdeviceptr, N: Int, OC: Int) throws(CUDAError) {
+        let (rowsPerChunk, chunks) = Self.columnChunks(rows: N)
+        try launch("column_sum_partial", grid: (Self.blocks(OC, of: 32), chunks, 1), block: (32, 8, 1),
+                   [.pointer(scratch), .pointer(dout), Self.int(N), Self.int(OC), Self.int(rowsPerChunk)])
+        try columnSumFinish(out: dbias, partial: scratch, chunks: chunks, ld: OC, offset: 0, columns: OC)
+    }
+
+    // MARK: Elementwise
+
+    public func residualForward(out: CUdeviceptr, inp1: CUdeviceptr, inp2: CUdeviceptr, N: Int) throws(CUDAError) {
+        try gridStride("residual_forward", count: N, [.pointer(out), .pointer(inp1), .pointer(inp2), .int64(Int64(N))])
+    }
+
+    /// dinp1 += dout; dinp2 += dout.
+    public func residualBackward(dinp1: CUdeviceptr, dinp2: CUdeviceptr, dout: CUdeviceptr, N: Int) throws(CUDAError) {
+        try gridStride("residual_backward", count: N, [.pointer(dinp1), .pointer(dinp2), .pointer(dout), .int64(Int64(N))])
+    }
+
+    public func geluForward(out: CUdeviceptr, inp: CUdeviceptr, N: Int) throws(CUDAError) {
+        try gridStride("gelu_forward", count: N, [.pointer(out), .pointer(inp), .int64(Int64(N))])
+    }
+
+    /// dinp += dout · gelu'(inp).
+    public func geluBackward(dinp: CUdeviceptr, inp: CUdeviceptr, dout: CUdeviceptr, N: Int) throws(CUDAError) {
+        try gridStride("gelu_backward", count: N, [.pointer(dinp), .pointer(inp), .pointer(dout), .int64(Int64(N))])
+    }
+
+    /// floatX copy of n floats, and back.
+    public func castToFloatX(out: CUdeviceptr, inp: CUdeviceptr, n: Int) throws(CUDAError) {
+        try gridStride("cast_f32_to_floatx", count: n, [.pointer(out), .pointer(inp), .int64(Int64(n))])
+    }
+
+    public func castToFloat(out: CUdeviceptr, inp: CUdeviceptr, n: Int) throws(CUDAError) {
+        try gridStride("cast_floatx_to_f32", count: n, [.pointer(out), .pointer(inp), .int64(Int64(n))])
+    }
+
+    // MARK: Classifier
+
+    /// losses[n] = cross-entropy of row n of the (N,Vp) logits over its V real columns (0 where targets[n] = −1);
+    /// with `writeGradient`, the logits are replaced by dloss·(softmax − onehot), 0 in padded columns and ignored
+    /// rows. dloss is the gradient of each supervised loss (1 / supervised count, for the mean).
+    public func fusedClassifier(logits: CUdeviceptr, losses: CUdeviceptr, targets: CUdeviceptr, dloss: Float, N: Int,
+                                V: Int, Vp: Int, writeGradient: Bool) throws(CUDAError) {
+        try launch("fused_classifier", grid: (N, 1, 1), block: (512, 1, 1),
+                   [.pointer(logits), .pointer(losses), .pointer(targets), .float(dloss), Self.int(N), Self.int(V),
+                    Self.int(Vp), .int32(writeGradient ? 1 : 0)])
+    }
+
+    // MARK: Optimizer
+
+    /// normScale[0] = √Σ grads², normScale[1] = the clip scale (NaN when the norm is not finite, which makes the
+    /// AdamW launches skip their step). `partials` holds normPartials floats.
+    public func gradientNorm(normScale: CUdeviceptr, partials: CUdeviceptr, grads: CUdeviceptr, n: Int,
+                             clip: Double?) throws(CUDAError) {
+        try launch("global_norm_partial", grid: (Self.normPartials, 1, 1), block: (512, 1, 1),
+                   [.pointer(partials), .pointer(grads), .int64(Int64(n))])
+        try launch("global_norm_finish", grid: (1, 1, 1), block: (1024, 1, 1),
+                   [.pointer(normScale), .pointer(partials), Self.int(Self.normPartials), .float(Float(clip ?? 0))])
+    }
+
+    /// AdamW's scalars for `step`, formed in Double and rounded once as adamWUpdate forms them; `decay` false for
+    /// tensors without weight decay.
+    static func adamWScalars(_ config: AdamWConfig, step: Int, decay: Bool) -> [KernelArgument] {
+        let lr = config.learningRate
+        return [.float(Float(lr / (1 - pow(config.beta1, Double(step))))),
+                .float(Float((1 - pow(config.beta2, Double(step))).squareRoot())),
+                .float(Float(1 - lr * (decay ? config.weightDecay : 0))), .float(Float(1 - config.beta1)),
+                .float(Float(config.beta2)), .float(Float(1 - config.beta2)), .float(Float(config.eps))]
+    }
+
+    /// One AdamW step over n float parameters with float gradients; `gradScale` points to gradientNorm's scale
+    /// (normScale + 4 bytes).
+    public func adamW(params: CUdeviceptr, grads: CUdeviceptr, m: CUdeviceptr, v: CUdeviceptr, n: Int,
+                      gradScale: CUdeviceptr, config: AdamWConfig, step: Int, decay: Bool) throws(CUDAError) {
+        try gridStride("adamw_update", count: n,
+                       [.pointer(params), .pointer(grads), .pointer(m), .pointer(v), .int64(Int64(n)), .pointer(gradScale)]
+                           + Self.adamWScalars(config, step: step, decay: decay))
+    }
+
+    /// AdamW on float master weights with floatX gradients, then the floatX weights rounded from the masters
+    /// (stochastically in bfloat16, from `seed`: change it every step and tensor).
+    public func adamWMixed(params: CUdeviceptr, master: CUdeviceptr, grads: CUdeviceptr, m: CUdeviceptr, v: CUdeviceptr,
+                           n: Int, gradScale: CUdeviceptr, config: AdamWConfig, step: Int, decay: Bool,
+                           seed: UInt32) throws(CUDAError) {
+        try gridStride("adamw_update_mixed", count: n,
+                       [.pointer(params), .pointer(master), .pointer(grads), .pointer(m), .pointer(v), .int64(Int64(n)),
+                        .pointer(gradScale)] + Self.adamWScalars(config, step: step, decay: decay) + [.uint32(seed)])
+    }
+}
