@@ -102,6 +102,41 @@ final class EmulatedDevice: KernelLauncher {
     }
 }
 
+/// cuBLAS's matrix product as a plain loop over the emulated device's memory (the GPU runs cuBLASLt): column-major,
+/// float accumulation, the result rounded to the storage type.
+extension EmulatedDevice: DeviceGEMM {
+    private func load(_ address: CUdeviceptr, _ i: Int) -> Float {
+        let p = UnsafeRawPointer(bitPattern: UInt(address))!
+        return precision == .bf16 ? Float(bitPattern: UInt32(p.load(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
+            : p.load(fromByteOffset: 4 * i, as: Float.self)
+    }
+
+    private func store(_ value: Float, _ address: CUdeviceptr, _ i: Int) {
+        let p = UnsafeMutableRawPointer(bitPattern: UInt(address))!
+        if precision == .bf16 {
+            p.storeBytes(of: bfloat16Bits(value), toByteOffset: 2 * i, as: UInt16.self)
+        } else {
+            p.storeBytes(of: value, toByteOffset: 4 * i, as: Float.self)
+        }
+    }
+
+    func gemm(m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, transA: Bool, b: CUdeviceptr, ldb: Int, transB: Bool,
+              d: CUdeviceptr, ldd: Int, accumulate: Bool, bias: CUdeviceptr?) throws(CUDAError) {
+        for j in 0..<n {
+            for i in 0..<m {
+                var sum: Float = 0
+                for l in 0..<k {
+                    let x = load(a, transA ? l + i * lda : i + l * lda), y = load(b, transB ? j + l * ldb : l + j * ldb)
+                    sum += x * y
+                }
+                if accumulate { sum += load(d, i + j * ldd) }
+                if let bias { sum += load(bias, i) }
+                store(sum, d, i + j * ldd)
+            }
+        }
+    }
+}
+
 /// `x` as the kernels store it in `precision`.
 func stored(_ x: Float, _ precision: CUDAPrecision) -> Float {
     precision == .bf16 ? Float(bitPattern: UInt32(bfloat16Bits(x)) << 16) : x

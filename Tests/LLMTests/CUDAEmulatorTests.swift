@@ -165,6 +165,31 @@ private let serial = ParallelFor(threads: 1)
         #expect(maxRelativeError(gpu.read(dbias), expected) < tolerance(precision))
     }
 
+    /// The three products of a linear layer, as DeviceGEMM maps them onto cuBLAS's column-major gemm, against the
+    /// CPU's matmulForward and matmulBackward.
+    @Test(arguments: CUDAPrecision.allCases)
+    func linearLayerProducts(precision: CUDAPrecision) throws {
+        let gpu = EmulatedDevice(precision), cpu = CPUArrays()
+        let N = 5, C = 7, OC = 11
+        let inp = stored(randomValues(N * C, seed: 30), precision), weight = stored(randomValues(OC * C, seed: 31), precision)
+        let bias = stored(randomValues(OC, seed: 32), precision), dout = stored(randomValues(N * OC, seed: 33), precision)
+        let dinp0 = stored(randomValues(N * C, seed: 34), precision), dweight0 = stored(randomValues(OC * C, seed: 35), precision)
+        let out = cpu.zeros(N * OC), dinp = cpu.floats(dinp0), dweight = cpu.floats(dweight0)
+        let scratch = MatmulScratch(threads: 1)
+        matmulForward(out: out, inp: cpu.floats(inp), weight: cpu.floats(weight), bias: cpu.floats(bias), N: N, C: C, OC: OC,
+                      parallel: serial, scratch: scratch)
+        matmulBackward(dinp: dinp, dweight: dweight, dbias: nil, dout: cpu.floats(dout), inp: cpu.floats(inp),
+                       weight: cpu.floats(weight), N: N, C: C, OC: OC, parallel: serial, scratch: scratch)
+        let gInp = gpu.floatX(inp), gWeight = gpu.floatX(weight), gDout = gpu.floatX(dout)
+        let gOut = gpu.floatX([Float](repeating: .nan, count: N * OC)), gDinp = gpu.floatX(dinp0), gDweight = gpu.floatX(dweight0)
+        try gpu.forward(out: gOut, inp: gInp, weight: gWeight, bias: gpu.floatX(bias), N: N, C: C, OC: OC)
+        try gpu.backwardInput(dinp: gDinp, dout: gDout, weight: gWeight, N: N, C: C, OC: OC)
+        try gpu.backwardWeight(dweight: gDweight, dout: gDout, inp: gInp, N: N, C: C, OC: OC)
+        #expect(maxRelativeError(gpu.read(gOut), array(out, N * OC)) < tolerance(precision))
+        #expect(maxRelativeError(gpu.read(gDinp), array(dinp, N * C)) < tolerance(precision))
+        #expect(maxRelativeError(gpu.read(gDweight), array(dweight, OC * C)) < tolerance(precision))
+    }
+
     @Test(arguments: CUDAPrecision.allCases)
     func residualAndGELU(precision: CUDAPrecision) throws {
         let gpu = EmulatedDevice(precision), ops = CUDAOps(launcher: gpu), cpu = CPUArrays()

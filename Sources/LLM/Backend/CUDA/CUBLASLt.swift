@@ -123,20 +123,62 @@ public enum MatmulPrecision: Sendable {
     var elementSize: Int { self == .float32 ? 4 : 2 }
 }
 
-/// A cuBLASLt handle on one GPU with its workspace: runs the three products of a linear layer.
-public final class CUBLASLtMatmul {
+/// The matrix products of the CUDA backend, in cuBLAS's column-major terms: cuBLASLt on a GPU
+/// (CUBLASLtMatmul), a plain loop under the CPU emulator in the tests. A linear layer's three products are written
+/// once, below, on top of `gemm`.
+public protocol DeviceGEMM: AnyObject {
+    /// D(m×n) = op(A)·op(B) (+ D when accumulating) (+ bias[i] on row i), column-major, float accumulation; every
+    /// matrix and the bias hold the backend's storage type. A is stored k×m when transposed (else m×k) with leading
+    /// dimension lda; B is n×k when transposed (else k×n) with ldb; D is m×n with ldd.
+    func gemm(m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, transA: Bool, b: CUdeviceptr, ldb: Int, transB: Bool,
+              d: CUdeviceptr, ldd: Int, accumulate: Bool, bias: CUdeviceptr?) throws(CUDAError)
+}
+
+extension DeviceGEMM {
+    /// out(N,OC) = inp(N,C) · weightᵀ + bias, weight (OC,C), bias (OC) or nil (as matmulForward).
+    /// Column-major: outᵀ (OC×N) = op_T(weight as C×OC) · (inp as C×N), the bias added per output row.
+    public func forward(out: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr, bias: CUdeviceptr?, N: Int, C: Int,
+                        OC: Int) throws(CUDAError) {
+        try gemm(m: OC, n: N, k: C, a: weight, lda: C, transA: true, b: inp, ldb: C, transB: false, d: out, ldd: OC,
+                 accumulate: false, bias: bias)
+    }
+
+    /// dinp(N,C) += dout(N,OC) · weight(OC,C) (as matmulBackward's first product).
+    /// Column-major: dinpᵀ (C×N) += (weight as C×OC) · (dout as OC×N).
+    public func backwardInput(dinp: CUdeviceptr, dout: CUdeviceptr, weight: CUdeviceptr, N: Int, C: Int,
+                              OC: Int) throws(CUDAError) {
+        try gemm(m: C, n: N, k: OC, a: weight, lda: C, transA: false, b: dout, ldb: OC, transB: false, d: dinp, ldd: C,
+                 accumulate: true, bias: nil)
+    }
+
+    /// dweight(OC,C) += dout(N,OC)ᵀ · inp(N,C) (as matmulBackward's second product; the bias gradient is
+    /// CUDAOps.biasBackward).
+    /// Column-major: dweightᵀ (C×OC) += (inp as C×N) · op_T(dout as OC×N).
+    public func backwardWeight(dweight: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, N: Int, C: Int,
+                               OC: Int) throws(CUDAError) {
+        try gemm(m: C, n: OC, k: N, a: inp, lda: C, transA: false, b: dout, ldb: OC, transB: true, d: dweight, ldd: C,
+                 accumulate: true, bias: nil)
+    }
+}
+
+/// A cuBLASLt handle on one GPU with its workspace and stream. Each distinct shape's descriptors and the algorithm
+/// the heuristics chose for it are made once and kept (a training step repeats a few dozen shapes).
+public final class CUBLASLtMatmul: DeviceGEMM {
     public let cublas: CUBLASLt
     public let device: CUDADevice
     public let precision: MatmulPrecision
+    public let stream: CUDAStream
     let handle: OpaquePointer?
     let workspace: DeviceBuffer
+    private var plans: [PlanKey: Plan] = [:]
 
     /// 32 MiB of workspace, what cuBLASLt's heuristics want for the largest GPT-2 shapes on Hopper.
-    public init(cublas: CUBLASLt, device: CUDADevice, precision: MatmulPrecision,
+    public init(cublas: CUBLASLt, device: CUDADevice, precision: MatmulPrecision, stream: CUDAStream,
                 workspaceBytes: Int = 32 << 20) throws(CUDAError) {
         self.cublas = cublas
         self.device = device
         self.precision = precision
+        self.stream = stream
         workspace = try device.allocate(byteCount: workspaceBytes)
         var h: OpaquePointer?
         try device.makeCurrent()
@@ -144,58 +186,79 @@ public final class CUBLASLtMatmul {
         handle = h
     }
 
-    deinit { _ = cublas.api.cublasLtDestroy(handle) }
-
-    /// out(N,OC) = inp(N,C) · weightᵀ + bias, weight (OC,C), bias (OC) or nil (as matmulForward).
-    /// Column-major: outᵀ (OC×N) = op_T(weight as C×OC) · (inp as C×N), the bias added per output row.
-    public func forward(out: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr, bias: CUdeviceptr?, N: Int, C: Int,
-                        OC: Int, stream: CUDAStream) throws(CUDAError) {
-        try run(m: OC, n: N, k: C, a: weight, lda: C, transA: true, b: inp, ldb: C, transB: false, d: out, ldd: OC,
-                accumulate: false, bias: bias, stream: stream)
+    deinit {
+        for plan in plans.values { plan.destroy(cublas.api) }
+        _ = cublas.api.cublasLtDestroy(handle)
     }
 
-    /// dinp(N,C) += dout(N,OC) · weight(OC,C) (as matmulBackward's first product).
-    /// Column-major: dinpᵀ (C×N) += (weight as C×OC) · (dout as OC×N).
-    public func backwardInput(dinp: CUdeviceptr, dout: CUdeviceptr, weight: CUdeviceptr, N: Int, C: Int, OC: Int,
-                              stream: CUDAStream) throws(CUDAError) {
-        try run(m: C, n: N, k: OC, a: weight, lda: C, transA: false, b: dout, ldb: OC, transB: false, d: dinp, ldd: C,
-                accumulate: true, bias: nil, stream: stream)
+    /// What makes two products the same plan: everything but the addresses.
+    struct PlanKey: Hashable {
+        let m, n, k, lda, ldb, ldd: Int
+        let transA, transB, bias: Bool
     }
 
-    /// dweight(OC,C) += dout(N,OC)ᵀ · inp(N,C) (as matmulBackward's second product; the bias gradient is
-    /// column_sum_partial/finish in matmul.cu).
-    /// Column-major: dweightᵀ (C×OC) += (inp as C×N) · op_T(dout as OC×N).
-    public func backwardWeight(dweight: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, N: Int, C: Int, OC: Int,
-                               stream: CUDAStream) throws(CUDAError) {
-        try run(m: C, n: OC, k: N, a: inp, lda: C, transA: false, b: dout, ldb: OC, transB: true, d: dweight, ldd: C,
-                accumulate: true, bias: nil, stream: stream)
+    /// A shape's matmul descriptor, matrix layouts and algorithm.
+    struct Plan {
+        let desc: OpaquePointer?
+        let a, b, d: OpaquePointer?
+        var algo: CUBLASLt.HeuristicResult
+
+        func destroy(_ api: CUBLASLt.API) {
+            _ = api.cublasLtMatmulDescDestroy(desc)
+            for layout in [a, b, d] { _ = api.cublasLtMatrixLayoutDestroy(layout) }
+        }
     }
 
-    /// D(m×n) = op(A)·op(B) (+ D when accumulating) (+ bias per row), column-major, float accumulation.
-    /// A is stored k×m when transposed (else m×k) with leading dimension lda; B is n×k when transposed (else k×n).
-    func run(m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, transA: Bool, b: CUdeviceptr, ldb: Int, transB: Bool,
-             d: CUdeviceptr, ldd: Int, accumulate: Bool, bias: CUdeviceptr?, stream: CUDAStream) throws(CUDAError) {
+    public func gemm(m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, transA: Bool, b: CUdeviceptr, ldb: Int,
+                     transB: Bool, d: CUdeviceptr, ldd: Int, accumulate: Bool, bias: CUdeviceptr?) throws(CUDAError) {
+        typealias K = CUBLASLt.Constant
+        let api = cublas.api
+        try device.makeCurrent()
+        let key = PlanKey(m: m, n: n, k: k, lda: lda, ldb: ldb, ldd: ldd, transA: transA, transB: transB, bias: bias != nil)
+        var plan: Plan
+        if let cached = plans[key] {
+            plan = cached
+        } else {
+            plan = try makePlan(key)
+            plans[key] = plan
+        }
+        if let bias {
+            var address = UInt64(bias)
+            try cublas.check(api.cublasLtMatmulDescSetAttribute(plan.desc, K.descBiasPointer, &address, 8),
+                             "cublasLtMatmulDescSetAttribute(bias)")
+        }
+        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
+        func raw(_ p: CUdeviceptr) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
+        let status = withUnsafeBytes(of: &plan.algo.algo) { algo in
+            api.cublasLtMatmul(handle, plan.desc, &alpha, raw(a), plan.a, raw(b), plan.b, &beta, raw(d), plan.d, raw(d),
+                               plan.d, algo.baseAddress, raw(workspace.address), workspace.byteCount, stream.handle)
+        }
+        try cublas.check(status, "cublasLtMatmul(m \(m), n \(n), k \(k))")
+    }
+
+    private func makePlan(_ key: PlanKey) throws(CUDAError) -> Plan {
         typealias K = CUBLASLt.Constant
         let api = cublas.api, type = precision.dataType
-        try device.makeCurrent()
         var desc: OpaquePointer?
+        var layouts = [OpaquePointer?]()
+        var made = false
+        defer {
+            if !made {
+                _ = api.cublasLtMatmulDescDestroy(desc)
+                layouts.forEach { _ = api.cublasLtMatrixLayoutDestroy($0) }
+            }
+        }
         try cublas.check(api.cublasLtMatmulDescCreate(&desc, K.computeFloat, K.float), "cublasLtMatmulDescCreate")
-        defer { _ = api.cublasLtMatmulDescDestroy(desc) }
         func set<T>(_ attribute: Int32, _ value: T) throws(CUDAError) {
             var v = value
             let status = withUnsafeBytes(of: &v) { api.cublasLtMatmulDescSetAttribute(desc, attribute, $0.baseAddress, $0.count) }
             try cublas.check(status, "cublasLtMatmulDescSetAttribute(\(attribute))")
         }
-        try set(K.descTransA, transA ? K.opT : K.opN)
-        try set(K.descTransB, transB ? K.opT : K.opN)
-        try set(K.descEpilogue, bias == nil ? K.epilogueDefault : K.epilogueBias)
-        if let bias {
-            try set(K.descBiasPointer, UInt64(bias))
-            try set(K.descBiasDataType, type)
-        }
+        try set(K.descTransA, key.transA ? K.opT : K.opN)
+        try set(K.descTransB, key.transB ? K.opT : K.opN)
+        try set(K.descEpilogue, key.bias ? K.epilogueBias : K.epilogueDefault)
+        if key.bias { try set(K.descBiasDataType, type) }
         // Layouts: (rows, cols, leading dimension) of each stored matrix.
-        var layouts = [OpaquePointer?]()
-        defer { layouts.forEach { _ = api.cublasLtMatrixLayoutDestroy($0) } }
         func layout(_ rows: Int, _ cols: Int, _ ld: Int) throws(CUDAError) -> OpaquePointer? {
             var l: OpaquePointer?
             try cublas.check(api.cublasLtMatrixLayoutCreate(&l, type, UInt64(rows), UInt64(cols), Int64(ld)),
@@ -203,9 +266,9 @@ public final class CUBLASLtMatmul {
             layouts.append(l)
             return l
         }
-        let aLayout = transA ? try layout(k, m, lda) : try layout(m, k, lda)
-        let bLayout = transB ? try layout(n, k, ldb) : try layout(k, n, ldb)
-        let dLayout = try layout(m, n, ldd)
+        let aLayout = key.transA ? try layout(key.k, key.m, key.lda) : try layout(key.m, key.k, key.lda)
+        let bLayout = key.transB ? try layout(key.n, key.k, key.ldb) : try layout(key.k, key.n, key.ldb)
+        let dLayout = try layout(key.m, key.n, key.ldd)
 
         var preference: OpaquePointer?
         try cublas.check(api.cublasLtMatmulPreferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
@@ -218,15 +281,9 @@ public final class CUBLASLtMatmul {
             api.cublasLtMatmulAlgoGetHeuristic(handle, desc, aLayout, bLayout, dLayout, dLayout, preference, 1,
                                                $0.baseAddress, &found)
         }
-        try cublas.check(searched, "cublasLtMatmulAlgoGetHeuristic(m \(m), n \(n), k \(k))")
-        guard found > 0 else { throw .unsupported("cuBLASLt has no algorithm for a \(m)×\(n)×\(k) matmul") }
-
-        var alpha: Float = 1, beta: Float = accumulate ? 1 : 0
-        func raw(_ p: CUdeviceptr) -> UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: UInt(p)) }
-        let status = withUnsafeBytes(of: &heuristic.algo) { algo in
-            api.cublasLtMatmul(handle, desc, &alpha, raw(a), aLayout, raw(b), bLayout, &beta, raw(d), dLayout, raw(d),
-                               dLayout, algo.baseAddress, raw(workspace.address), workspace.byteCount, stream.handle)
-        }
-        try cublas.check(status, "cublasLtMatmul(m \(m), n \(n), k \(k))")
+        try cublas.check(searched, "cublasLtMatmulAlgoGetHeuristic(m \(key.m), n \(key.n), k \(key.k))")
+        guard found > 0 else { throw .unsupported("cuBLASLt has no algorithm for a \(key.m)×\(key.n)×\(key.k) matmul") }
+        made = true
+        return Plan(desc: desc, a: aLayout, b: bLayout, d: dLayout, algo: heuristic)
     }
 }
