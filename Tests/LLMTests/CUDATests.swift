@@ -150,3 +150,22 @@ private enum Available {
         #expect(cublas.version >= 120000)
     }
 }
+
+@Suite struct GPUPeakTests {
+    @Test(arguments: [
+        ("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756), ("NVIDIA H100 NVL", 835), ("NVIDIA H200", 989),
+        ("NVIDIA GH200 480GB", 989), ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA A100-PCIE-40GB", 312),
+        ("NVIDIA A10", 125), ("NVIDIA L4", 121), ("NVIDIA L40S", 362),
+    ])
+    func knownGPUs(name: String, teraflops: Double) {
+        #expect(GPUPeak.bf16FlopsPerSecond(gpuName: name) == teraflops * 1e12)
+    }
+
+    @Test func unknownGPUsHaveNoPeak() {
+        for name in ["NVIDIA L40", "NVIDIA GeForce RTX 4090", "Tesla T4", ""] {
+            #expect(GPUPeak.bf16FlopsPerSecond(gpuName: name) == nil, "\(name)")
+            #expect(GPUPeak.describeUtilization(flopsPerSecond: 1e14, gpuName: name) == "unknown peak")
+        }
+        #expect(GPUPeak.describeUtilization(flopsPerSecond: 494.5e12, gpuName: "NVIDIA H100 80GB HBM3") == "50.0% MFU")
+    }
+}
