@@ -25,7 +25,7 @@ const KernelEntry kernels[] = {
     ENTRY(add_bias), ENTRY(column_sum_partial), ENTRY(column_sum_finish),
     ENTRY(attention_forward), ENTRY(attention_backward_delta), ENTRY(attention_backward_dkv),
     ENTRY(attention_backward_dq),
-    ENTRY(kv_cache_write), ENTRY(attention_cached_forward),
+    ENTRY(attention_cached_forward), ENTRY(kv_cache_write), ENTRY(attention_decode),
     ENTRY(residual_forward), ENTRY(residual_backward),
     ENTRY(gelu_forward), ENTRY(gelu_backward),
     ENTRY(fused_classifier),

@@ -115,3 +115,7 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
 // The global index of this thread in a 1-D launch, as 64 bits (tensors can pass 2^31 elements).
 __device__ __forceinline__ long long global_index() { return (long long)blockIdx.x * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ long long global_stride() { return (long long)gridDim.x * blockDim.x; }
+
+// The first key position query position t attends to under a sliding window of `window` positions (itself
+// included); 0 when window is 0 (the whole causal prefix). AttentionShape.first in Kernels/Attention.swift.
+__device__ __forceinline__ int attention_first_key(int t, int window) { return window > 0 ? max(0, t - window + 1) : 0; }
