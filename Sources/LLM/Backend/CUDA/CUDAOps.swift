@@ -137,6 +137,76 @@ public struct CUDAOps {
         try columnSumFinish(out: dbias, partial: scratch, chunks: chunks, ld: OC, offset: 0, columns: OC)
     }
 
+    // MARK: Attention
+
+    /// Bytes of dynamic shared memory of attention_forward, attention_backward_dkv and attention_backward_dq for head
+    /// size d (over 48 KiB from d = 118, 80 and 88 on: the launcher must allow it).
+    public static func attentionSharedMemory(headSize d: Int) -> (forward: Int, dkv: Int, dq: Int) {
+        (4 * (96 * d + 32 + 1024), 4 * (128 * d + 64 + 2048 + 64), 4 * (128 * d + 64 + 1024 + 64))
+    }
+
+    /// Bytes of dynamic shared memory of attention_cached_forward and attention_decode: one row's scores.
+    public static func cachedAttentionSharedMemory(headSize d: Int, capacity: Int) -> Int { 4 * (capacity + 32 + d) }
+
+    /// The shape's scalars as the attention kernels take them after B and T: H, H_kv, d, W, scale.
+    private static func shapeArguments(_ s: AttentionShape) -> [KernelArgument] {
+        precondition(s.headSize <= 128 && s.heads % s.kvHeads == 0, "the CUDA attention needs d ≤ 128 and H_kv | H")
+        return [int(s.heads), int(s.kvHeads), int(s.headSize), int(s.window), .float(s.scale)]
+    }
+
+    /// Causal attention over qkv (B,T,qkvWidth) into out (B,T,outWidth); lse (B,H,T) float is kept for the backward
+    /// (in place of the CPU's probabilities).
+    public func attentionForward(out: CUdeviceptr, lse: CUdeviceptr, qkv: CUdeviceptr, B: Int, T: Int,
+                                 shape s: AttentionShape) throws(CUDAError) {
+        try launch("attention_forward", grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
+                   sharedMemory: Self.attentionSharedMemory(headSize: s.headSize).forward,
+                   [.pointer(out), .pointer(lse), .pointer(qkv), Self.int(B), Self.int(T)] + Self.shapeArguments(s))
+    }
+
+    /// Adds the gradient of qkv into dqkv, from the forward's out and lse; `delta` is (B,H,T) floats of scratch.
+    public func attentionBackward(dqkv: CUdeviceptr, delta: CUdeviceptr, dout: CUdeviceptr, out: CUdeviceptr,
+                                  qkv: CUdeviceptr, lse: CUdeviceptr, B: Int, T: Int,
+                                  shape s: AttentionShape) throws(CUDAError) {
+        try launch("attention_backward_delta", grid: (Self.blocks(B * T * s.heads, of: 4), 1, 1), block: (128, 1, 1),
+                   [.pointer(delta), .pointer(dout), .pointer(out), Self.int(B), Self.int(T), Self.int(s.heads),
+                    Self.int(s.headSize)])
+        let shared = Self.attentionSharedMemory(headSize: s.headSize)
+        let arguments: [KernelArgument] = [.pointer(dqkv), .pointer(dout), .pointer(qkv), .pointer(lse), .pointer(delta),
+                                           Self.int(B), Self.int(T)] + Self.shapeArguments(s)
+        try launch("attention_backward_dkv", grid: (Self.blocks(T, of: 32), s.kvHeads, B), block: (128, 1, 1),
+                   sharedMemory: shared.dkv, arguments)
+        try launch("attention_backward_dq", grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
+                   sharedMemory: shared.dq, arguments)
+    }
+
+    /// New positions t0..<t0+n of one sequence (qkv: n rows) against its cache of `capacity` positions, then their
+    /// keys and values into the cache, as attentionCachedForward.
+    public func cachedAttention(out: CUdeviceptr, kCache: CUdeviceptr, vCache: CUdeviceptr, qkv: CUdeviceptr, t0: Int,
+                                n: Int, shape s: AttentionShape, capacity: Int) throws(CUDAError) {
+        precondition(s.window == 0 ? capacity >= t0 + n : capacity >= min(s.window, t0 + n),
+                     "a cache of \(capacity) positions cannot hold what positions \(t0)..<\(t0 + n) attend to")
+        try launch("attention_cached_forward", grid: (n, s.heads, 1), block: (128, 1, 1),
+                   sharedMemory: Self.cachedAttentionSharedMemory(headSize: s.headSize, capacity: capacity),
+                   [.pointer(out), .pointer(kCache), .pointer(vCache), .pointer(qkv), Self.int(t0), Self.int(n)]
+                       + Self.shapeArguments(s) + [Self.int(capacity)])
+        try launch("kv_cache_write", grid: (Self.blocks(min(n, capacity) * s.kvHeads * s.headSize, of: 256), 1, 1),
+                   block: (256, 1, 1),
+                   [.pointer(kCache), .pointer(vCache), .pointer(qkv), Self.int(t0), Self.int(n), Self.int(s.heads),
+                    Self.int(s.kvHeads), Self.int(s.headSize), Self.int(capacity)])
+    }
+
+    /// A decode step, as Backend.decodeAttention: row i of qkv is position positions[i] (int32 on the device) of the
+    /// sequence whose caches start slots[i]·slotStride values in (slots: int64 on the device, all different); each
+    /// row's key and value join its cache.
+    public func decodeAttention(out: CUdeviceptr, kCache: CUdeviceptr, vCache: CUdeviceptr, slotStride: Int,
+                                qkv: CUdeviceptr, slots: CUdeviceptr, positions: CUdeviceptr, rows: Int,
+                                shape s: AttentionShape, capacity: Int) throws(CUDAError) {
+        try launch("attention_decode", grid: (rows, s.heads, 1), block: (128, 1, 1),
+                   sharedMemory: Self.cachedAttentionSharedMemory(headSize: s.headSize, capacity: capacity),
+                   [.pointer(out), .pointer(kCache), .pointer(vCache), .int64(Int64(slotStride)), .pointer(qkv),
+                    .pointer(slots), .pointer(positions)] + Self.shapeArguments(s) + [Self.int(capacity)])
+    }
+
     // MARK: Elementwise
 
     public func residualForward(out: CUdeviceptr, inp1: CUdeviceptr, inp2: CUdeviceptr, N: Int) throws(CUDAError) {
