@@ -17,10 +17,17 @@ public protocol KernelLauncher: AnyObject {
 public final class CUDAKernelSet: KernelLauncher {
     public let precision: CUDAPrecision
     public let stream: CUDAStream
+    public let device: CUDADevice
     let functions: [String: CUDAFunction]
+    /// The dynamic shared memory each kernel has been allowed beyond the default 48 KiB.
+    private var sharedMemoryAllowed: [String: Int] = [:]
+
+    /// Without an opt-in, a launch may use at most this much dynamic shared memory.
+    static let defaultSharedMemory = 48 * 1024
 
     public init(device: CUDADevice, precision: CUDAPrecision, nvrtc: NVRTC, stream: CUDAStream,
                 cache: KernelCache = KernelCache()) throws(CUDAError) {
+        self.device = device
         self.precision = precision
         self.stream = stream
         functions = try CUDAKernels.load(on: device, precision: precision, nvrtc: nvrtc, cache: cache)
@@ -29,6 +36,15 @@ public final class CUDAKernelSet: KernelLauncher {
     public func launch(_ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int,
                        _ arguments: [KernelArgument]) throws(CUDAError) {
         guard let function = functions[kernel] else { throw .launch(kernel: kernel, reason: "not among the loaded kernels") }
+        // Above 48 KiB a kernel must opt in (attention with large heads or long caches); the GPU's limit is
+        // maxSharedMemoryPerBlock (227 KiB on an H100).
+        if sharedMemory > Self.defaultSharedMemory && sharedMemory > sharedMemoryAllowed[kernel, default: 0] {
+            guard sharedMemory <= device.maxSharedMemoryPerBlock else {
+                throw .launch(kernel: kernel, reason: "needs \(sharedMemory) bytes of shared memory per block; \(device.name) allows \(device.maxSharedMemoryPerBlock)")
+            }
+            try function.setMaxDynamicSharedMemory(sharedMemory)
+            sharedMemoryAllowed[kernel] = sharedMemory
+        }
         try function.launch(grid: grid, block: block, sharedMemory: sharedMemory, stream: stream, arguments)
     }
 }
