@@ -119,3 +119,32 @@ __device__ __forceinline__ long long global_stride() { return (long long)gridDim
 // The first key position query position t attends to under a sliding window of `window` positions (itself
 // included); 0 when window is 0 (the whole causal prefix). AttentionShape.first in Kernels/Attention.swift.
 __device__ __forceinline__ int attention_first_key(int t, int window) { return window > 0 ? max(0, t - window + 1) : 0; }
+
+// GELU with GPT-2's tanh approximation, shared by gelu.cu and mlp.cu's GeGLU (CPU version: Kernels/GELU.swift).
+// 1 + tanh(u) is evaluated as 2σ(2u) from e = exp(-2|u|) ≤ 1, as on the CPU, so nearly dead units keep accurate
+// small outputs and gradients instead of the cancellation of 1 + tanh(u) ≈ 0.
+#define GELU_SCALE 0.7978845608028654f  // √(2/π)
+
+// σ(2u) and σ(-2u) = 1 - σ(2u), without overflow or cancellation.
+__device__ __forceinline__ void gelu_sigmoids(float u, float* pos, float* neg) {
+    float e = expf(-2.0f * fabsf(u));
+    float big = 1.0f / (1.0f + e), small = e / (1.0f + e);
+    *pos = u >= 0.0f ? big : small;
+    *neg = u >= 0.0f ? small : big;
+}
+
+// gelu(x) = 0.5·x·(1 + tanh(u)) = x·σ(2u), u = √(2/π)·(x + 0.044715·x³).
+__device__ __forceinline__ float gelu_value(float x) {
+    float pos, neg;
+    gelu_sigmoids(GELU_SCALE * (x + 0.044715f * x * x * x), &pos, &neg);
+    return x * pos;
+}
+
+// gelu'(x) = σ(2u) + 2x·σ(2u)σ(-2u)·√(2/π)(1 + 3·0.044715·x²); also returns gelu(x) in *value.
+__device__ __forceinline__ float gelu_derivative(float x, float* value) {
+    float x2 = x * x, pos, neg;
+    gelu_sigmoids(GELU_SCALE * (x + 0.044715f * x2 * x), &pos, &neg);
+    float slope = GELU_SCALE * (1.0f + 3.0f * 0.044715f * x2);
+    *value = x * pos;
+    return pos + 2.0f * x * pos * neg * slope;
+}
