@@ -33,6 +33,12 @@ public enum CUDAKernels {
         .init(file: "adamw.cu", entryPoints: ["global_norm_partial", "global_norm_finish", "adamw_update",
                                               "adamw_update_mixed"]),
         .init(file: "convert.cu", entryPoints: ["cast_f32_to_floatx", "cast_floatx_to_f32"]),
+        .init(file: "rmsnorm.cu",
+              entryPoints: ["rmsnorm_forward", "rmsnorm_backward_input", "rmsnorm_backward_weight_partial"]),
+        .init(file: "rope.cu", entryPoints: ["rope_forward", "rope_backward"]),
+        .init(file: "mlp.cu", entryPoints: ["swiglu_forward", "swiglu_backward", "geglu_forward", "geglu_backward",
+                                            "relu_squared_forward", "relu_squared_backward"]),
+        .init(file: "softcap.cu", entryPoints: ["softcap_forward", "softcap_backward"]),
     ]
 
     /// Headers every program may include.
