@@ -16,6 +16,10 @@ namespace emulator::EMULATOR_PRECISION {
 #include "../LLM/Resources/cuda/classifier.cu"
 #include "../LLM/Resources/cuda/adamw.cu"
 #include "../LLM/Resources/cuda/convert.cu"
+#include "../LLM/Resources/cuda/rmsnorm.cu"
+#include "../LLM/Resources/cuda/rope.cu"
+#include "../LLM/Resources/cuda/mlp.cu"
+#include "../LLM/Resources/cuda/softcap.cu"
 
 #define ENTRY(kernel) {#kernel, [](void **arguments) { invoke(kernel, arguments); }}
 
@@ -31,6 +35,11 @@ const KernelEntry kernels[] = {
     ENTRY(fused_classifier),
     ENTRY(global_norm_partial), ENTRY(global_norm_finish), ENTRY(adamw_update), ENTRY(adamw_update_mixed),
     ENTRY(cast_f32_to_floatx), ENTRY(cast_floatx_to_f32),
+    ENTRY(rmsnorm_forward), ENTRY(rmsnorm_backward_input), ENTRY(rmsnorm_backward_weight_partial),
+    ENTRY(rope_forward), ENTRY(rope_backward),
+    ENTRY(swiglu_forward), ENTRY(swiglu_backward), ENTRY(geglu_forward), ENTRY(geglu_backward),
+    ENTRY(relu_squared_forward), ENTRY(relu_squared_backward),
+    ENTRY(softcap_forward), ENTRY(softcap_backward),
 };
 
 const int kernelCount = sizeof(kernels) / sizeof(kernels[0]);
