@@ -33,7 +33,7 @@ struct ModelTokenizerOptions: ParsableArguments {
     @Option(help: "Use this tokenizer instead of the model's own: gpt2 (bundled), a tokenizer file from `llm tokenizer train`, a Hugging Face folder or tokenizer.json, or a GGUF model file. Default: the model's own (a run directory's, a GGUF file's, a Hugging Face folder's); gpt2 for an llm.c .bin.")
     var tokenizer: String?
 
-    func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer) }
+    func load() throws -> Tokenizer { try loadTokenizer(named: tokenizer, encoding: true) }
 }
 
 /// A tokenizer by name or path (see `TokenizerSource`); nil is GPT-2's. With `encoding`, llm.c's gpt2_tokenizer.bin
@@ -45,7 +45,7 @@ func loadTokenizer(named tokenizer: String?, encoding: Bool = false) throws -> T
     case .projectFile: return try Tokenizer.load(tokenizer)
     case .llmcDecoder:
         if encoding {
-            throw TokenizerError.unsupported(path: tokenizer, feature: "encoding with llm.c's gpt2_tokenizer.bin, which is decode-only (each token's bytes, no merges); to encode, use --tokenizer gpt2 (GPT-2's, bundled) or a tokenizer file, tokenizer.json or GGUF model")
+            throw TokenizerError.decodeOnly(path: tokenizer)
         }
         return try Tokenizer.llmcDecoder(tokenizer)
     case .huggingFaceFolder: return try Tokenizer.loadHuggingFace(folder: tokenizer)

@@ -1,6 +1,6 @@
 // llm.c's gpt2_tokenizer.bin holds each token's bytes for decoding, not the merges encoding needs: the commands that
-// encode (`llm tokenizer encode|bench`, `llm prepare`) refuse it in one line that says what to use instead, and
-// `llm tokenizer decode` reads it.
+// encode (`llm tokenizer encode|bench`, `llm prepare`, and the ones that run a model on prompts: sample, serve, eval,
+// perplexity, chat) refuse it in one line that says what to use instead, and `llm tokenizer decode` reads it.
 import ArgumentParser
 import Foundation
 import Testing
@@ -23,6 +23,10 @@ import LLM
             #expect(error.description.contains("decode-only"))
             #expect(error.description.contains("--tokenizer gpt2"))
         }
+        // The commands that run a model: through the options of `llm sample`, and the library's loader that
+        // `llm serve|eval|perplexity|chat` use.
+        #expect(throws: TokenizerError.decodeOnly(path: path)) { try ModelTokenizerOptions.parse(["--tokenizer", path]).load() }
+        #expect(throws: TokenizerError.decodeOnly(path: path)) { try LoadedModel.loadTokenizer(path) }
         let decoder = try DecodingTokenizerOptions.parse(["--tokenizer", path]).load()
         #expect(try decoder.decode([15496, 11, 995]) == Array("Hello, world".utf8))
         // The help of the commands that encode does not offer the file.

@@ -119,6 +119,7 @@ public struct LoadedModel: Sendable {
     }
 
     /// A tokenizer by name: "gpt2", a GGUF file, a Hugging Face folder or tokenizer.json, or the project's file.
+    /// llm.c's decode-only gpt2_tokenizer.bin is refused: a model's prompts must be encoded.
     public static func loadTokenizer(_ name: String) throws -> Tokenizer {
         if name == "gpt2" { return try Tokenizer.gpt2() }
         if isDirectory(name) { return try Tokenizer.loadHuggingFace(folder: name) }
@@ -129,7 +130,7 @@ public struct LoadedModel: Sendable {
             let file = try GGUFFile.open(name)
             return try Tokenizer(gguf: file.metadata, path: name)
         }
-        if name.hasSuffix(".bin") { return try Tokenizer.llmcDecoder(name) }
+        if (try? TokenizerSource.of(name)) == .llmcDecoder { throw TokenizerError.decodeOnly(path: name) }
         return try Tokenizer.load(name)
     }
 

@@ -9,6 +9,11 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     /// A valid file asking for something this tokenizer does not implement, e.g. "pre_tokenizer Whitespace".
     case unsupported(path: String, feature: String)
 
+    /// llm.c's gpt2_tokenizer.bin given where text must be encoded: it holds each token's bytes, not the merges.
+    public static func decodeOnly(path: String) -> TokenizerError {
+        .unsupported(path: path, feature: "encoding with llm.c's gpt2_tokenizer.bin, which is decode-only (each token's bytes, no merges); to encode, use --tokenizer gpt2 (GPT-2's, bundled) or a tokenizer file, tokenizer.json or GGUF model")
+    }
+
     public var description: String {
         switch self {
         case let .unreadable(path, reason): "\(path): cannot read: \(reason)"
