@@ -122,6 +122,98 @@ public struct CUDAOps {
                    [.pointer(out), .pointer(partial), Self.int(chunks), Self.int(ld), Self.int(offset), Self.int(columns)])
     }
 
+    // MARK: RMSNorm
+
+    /// out = x·rstd·gain over `groups` groups of C at the start of each of N rows of `stride` values (QK-norm: the
+    /// heads of a fused q|k|v row); rstd (float, N·groups) is saved for the backward. `weight` is unused for `.none`.
+    public func rmsNormForward(out: CUdeviceptr, rstd: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr?,
+                               kind: RMSNormWeight, eps: Float, N: Int, C: Int, groups: Int = 1,
+                               stride: Int? = nil) throws(CUDAError) {
+        try launch("rmsnorm_forward", grid: (Self.blocks(N * groups, of: 4), 1, 1), block: (128, 1, 1),
+                   [.pointer(out), .pointer(rstd), .pointer(inp), .pointer(weight ?? 0), Self.int(Self.code(kind)),
+                    .float(eps), Self.int(N), Self.int(C), Self.int(groups), Self.int(stride ?? C)])
+    }
+
+    /// Adds into dinp, and into dweight unless the kind has no weight. `scratch` holds
+    /// columnScratchCount(rows: N·groups, columns: C) floats.
+    public func rmsNormBackward(dinp: CUdeviceptr, dweight: CUdeviceptr?, dout: CUdeviceptr, inp: CUdeviceptr,
+                                weight: CUdeviceptr?, rstd: CUdeviceptr, scratch: CUdeviceptr, kind: RMSNormWeight,
+                                N: Int, C: Int, groups: Int = 1, stride: Int? = nil) throws(CUDAError) {
+        let stride = stride ?? C
+        try launch("rmsnorm_backward_input", grid: (Self.blocks(N * groups, of: 4), 1, 1), block: (128, 1, 1),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(weight ?? 0), .pointer(rstd),
+                    Self.int(Self.code(kind)), Self.int(N), Self.int(C), Self.int(groups), Self.int(stride)])
+        guard kind != .none, let dweight else { return }
+        let (itemsPerChunk, chunks) = Self.columnChunks(rows: N * groups)
+        try launch("rmsnorm_backward_weight_partial", grid: (Self.blocks(C, of: 32), chunks, 1), block: (32, 8, 1),
+                   [.pointer(scratch), .pointer(dout), .pointer(inp), .pointer(rstd), Self.int(N), Self.int(C),
+                    Self.int(groups), Self.int(stride), Self.int(itemsPerChunk)])
+        try columnSumFinish(out: dweight, partial: scratch, chunks: chunks, ld: C, offset: 0, columns: C)
+    }
+
+    /// rmsnorm.cu's `kind`.
+    private static func code(_ kind: RMSNormWeight) -> Int {
+        switch kind {
+        case .scale: 0
+        case .onePlus: 1
+        case .none: 2
+        }
+    }
+
+    // MARK: RoPE
+
+    /// Rotates the `heads` heads of size d at the start of each of N rows of `stride` values in place, row n by
+    /// positions[n] (int32 on the device); `inverse` turns them back (the backward). cosines and sines are the
+    /// RotaryTable's (maxT, d/2) tables on the device.
+    public func rope(_ x: CUdeviceptr, positions: CUdeviceptr, cosines: CUdeviceptr, sines: CUdeviceptr, N: Int,
+                     heads: Int, headSize d: Int, stride: Int, inverse: Bool) throws(CUDAError) {
+        try gridStride(inverse ? "rope_backward" : "rope_forward", count: N * heads * d / 2,
+                       [.pointer(x), .pointer(positions), .pointer(cosines), .pointer(sines), Self.int(N),
+                        Self.int(heads), Self.int(d), Self.int(stride)])
+    }
+
+    // MARK: MLP activations
+
+    /// inp (N, F) for GELU and ReLU², (N, 2F) for the gated ones → out (N, F).
+    public func activation(out: CUdeviceptr, inp: CUdeviceptr, kind: MLPActivation, N: Int, F: Int) throws(CUDAError) {
+        switch kind {
+        case .gelu: try geluForward(out: out, inp: inp, N: N * F)
+        case .reluSquared:
+            try gridStride("relu_squared_forward", count: N * F, [.pointer(out), .pointer(inp), .int64(Int64(N * F))])
+        case .swiGLU, .geGLU:
+            try gridStride(kind == .swiGLU ? "swiglu_forward" : "geglu_forward", count: N * F,
+                           [.pointer(out), .pointer(inp), Self.int(N), Self.int(F)])
+        }
+    }
+
+    /// Adds into dinp (laid out as inp).
+    public func activationBackward(dinp: CUdeviceptr, inp: CUdeviceptr, dout: CUdeviceptr, kind: MLPActivation, N: Int,
+                                   F: Int) throws(CUDAError) {
+        switch kind {
+        case .gelu: try geluBackward(dinp: dinp, inp: inp, dout: dout, N: N * F)
+        case .reluSquared:
+            try gridStride("relu_squared_backward", count: N * F,
+                           [.pointer(dinp), .pointer(inp), .pointer(dout), .int64(Int64(N * F))])
+        case .swiGLU, .geGLU:
+            try gridStride(kind == .swiGLU ? "swiglu_backward" : "geglu_backward", count: N * F,
+                           [.pointer(dinp), .pointer(inp), .pointer(dout), Self.int(N), Self.int(F)])
+        }
+    }
+
+    // MARK: Softcap
+
+    /// logits = cap·tanh(logits/cap) in place over the V real columns of (N, Vp).
+    public func softcap(_ logits: CUdeviceptr, cap: Float, N: Int, V: Int, Vp: Int) throws(CUDAError) {
+        try gridStride("softcap_forward", count: N * V, [.pointer(logits), .float(cap), Self.int(N), Self.int(V), Self.int(Vp)])
+    }
+
+    /// The gradient through the cap, in place, from the capped logits.
+    public func softcapBackward(_ dlogits: CUdeviceptr, capped: CUdeviceptr, cap: Float, N: Int, V: Int,
+                                Vp: Int) throws(CUDAError) {
+        try gridStride("softcap_backward", count: N * V,
+                       [.pointer(dlogits), .pointer(capped), .float(cap), Self.int(N), Self.int(V), Self.int(Vp)])
+    }
+
     // MARK: Bias
 
     /// out[n,o] += bias[o] over (N,OC).
