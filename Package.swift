@@ -45,8 +45,10 @@ let package = Package(
     targets: [
         // Resources: GPT-2's vocabulary files, and the CUDA C kernel sources NVRTC compiles at run time.
         .target(
-            name: "LLM", dependencies: ["KernelsAVX2", "KernelsAVX512"],
+            name: "LLM", dependencies: ["KernelsAVX2", "KernelsAVX512", "CNCCL"],
             resources: [.copy("Resources/gpt2"), .copy("Resources/cuda")], swiftSettings: kernelSettings),
+        // NCCL's id type as a C struct, so it passes by value through the C calling convention (Distributed/NCCL.swift).
+        .target(name: "CNCCL"),
         // Micro-kernels for AVX2 + FMA (16 × 256-bit registers) and for AVX-512 with VNNI (32 × 512-bit).
         .target(name: "KernelsAVX2", swiftSettings: avx2Settings),
         .target(name: "KernelsAVX512", swiftSettings: avx512Settings),

@@ -10,12 +10,15 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
     case mpi(call: String, code: Int32, message: String)
     /// A size or setting that cannot be split across the ranks.
     case invalid(String)
+    /// An NCCL call returned an error code.
+    case nccl(call: String, code: Int32, message: String)
 
     public var description: String {
         switch self {
         case .libraryUnavailable(let why): "MPI: \(why)"
         case let .mpi(call, code, message): "MPI: \(call) failed with \(code) (\(message))"
         case .invalid(let why): why
+        case let .nccl(call, code, message): "NCCL: \(call) failed with \(code) (\(message))"
         }
     }
 }
