@@ -40,6 +40,9 @@ struct KernelAttentionCase: CustomTestStringConvertible, Sendable {
               shape: AttentionShape(heads: 2, kvHeads: 1, headSize: 40, scale: 0.3)),
         .init(name: "two tiles, window 5", B: 1, T: 37,
               shape: AttentionShape(heads: 2, kvHeads: 1, headSize: 8, window: 5, scale: 0.5)),
+        // Gemma 3's head size: the `_wide` tiled kernels (8 dimensions per lane).
+        .init(name: "d 256, window 3", B: 1, T: 6, shape: AttentionShape(heads: 2, kvHeads: 1, headSize: 256, window: 3)),
+        .init(name: "d 136", B: 1, T: 5, shape: AttentionShape(heads: 1, kvHeads: 1, headSize: 136)),
     ]
 
     /// The cache a generator gives this shape: the window's length, or the whole sequence.

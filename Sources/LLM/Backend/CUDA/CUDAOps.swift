@@ -240,19 +240,27 @@ public struct CUDAOps {
     /// Bytes of dynamic shared memory of attention_cached_forward and attention_decode: one row's scores.
     public static func cachedAttentionSharedMemory(headSize d: Int, capacity: Int) -> Int { 4 * (capacity + 32 + d) }
 
+    /// The largest head size the attention kernels handle (the `_wide` tiled kernels above 128).
+    public static let maxHeadSize = 256
+
     /// The shape's scalars as the attention kernels take them after B and T: H, H_kv, d, W, scale.
-    private static func shapeArguments(_ s: AttentionShape) -> [KernelArgument] {
-        precondition(s.headSize <= 128 && s.heads % s.kvHeads == 0, "the CUDA attention needs d ≤ 128 and H_kv | H")
+    private static func shapeArguments(_ s: AttentionShape) throws(CUDAError) -> [KernelArgument] {
+        guard s.headSize >= 1, s.headSize <= maxHeadSize, s.kvHeads >= 1, s.heads % s.kvHeads == 0 else {
+            throw .unsupported("attention with \(s.heads) query heads, \(s.kvHeads) key/value heads of size \(s.headSize) (the kernels need a head size of at most \(maxHeadSize) and key/value heads that divide the query heads)")
+        }
         return [int(s.heads), int(s.kvHeads), int(s.headSize), int(s.window), .float(s.scale)]
     }
+
+    /// A tiled attention kernel's name for head size d: the `_wide` variant holds up to 256 dimensions per row.
+    private static func tiled(_ kernel: String, _ s: AttentionShape) -> String { s.headSize > 128 ? kernel + "_wide" : kernel }
 
     /// Causal attention over qkv (B,T,qkvWidth) into out (B,T,outWidth); lse (B,H,T) float is kept for the backward
     /// (in place of the CPU's probabilities).
     public func attentionForward(out: CUdeviceptr, lse: CUdeviceptr, qkv: CUdeviceptr, B: Int, T: Int,
                                  shape s: AttentionShape) throws(CUDAError) {
-        try launch("attention_forward", grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
+        try launch(Self.tiled("attention_forward", s), grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
                    sharedMemory: Self.attentionSharedMemory(headSize: s.headSize).forward,
-                   [.pointer(out), .pointer(lse), .pointer(qkv), Self.int(B), Self.int(T)] + Self.shapeArguments(s))
+                   [.pointer(out), .pointer(lse), .pointer(qkv), Self.int(B), Self.int(T)] + (try Self.shapeArguments(s)))
     }
 
     /// Adds the gradient of qkv into dqkv, from the forward's out and lse; `delta` is (B,H,T) floats of scratch.
@@ -264,10 +272,10 @@ public struct CUDAOps {
                     Self.int(s.headSize)])
         let shared = Self.attentionSharedMemory(headSize: s.headSize)
         let arguments: [KernelArgument] = [.pointer(dqkv), .pointer(dout), .pointer(qkv), .pointer(lse), .pointer(delta),
-                                           Self.int(B), Self.int(T)] + Self.shapeArguments(s)
-        try launch("attention_backward_dkv", grid: (Self.blocks(T, of: 32), s.kvHeads, B), block: (128, 1, 1),
+                                           Self.int(B), Self.int(T)] + (try Self.shapeArguments(s))
+        try launch(Self.tiled("attention_backward_dkv", s), grid: (Self.blocks(T, of: 32), s.kvHeads, B), block: (128, 1, 1),
                    sharedMemory: shared.dkv, arguments)
-        try launch("attention_backward_dq", grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
+        try launch(Self.tiled("attention_backward_dq", s), grid: (Self.blocks(T, of: 32), s.heads, B), block: (128, 1, 1),
                    sharedMemory: shared.dq, arguments)
     }
 
@@ -280,7 +288,7 @@ public struct CUDAOps {
         try launch("attention_cached_forward", grid: (n, s.heads, 1), block: (128, 1, 1),
                    sharedMemory: Self.cachedAttentionSharedMemory(headSize: s.headSize, capacity: capacity),
                    [.pointer(out), .pointer(kCache), .pointer(vCache), .pointer(qkv), Self.int(t0), Self.int(n)]
-                       + Self.shapeArguments(s) + [Self.int(capacity)])
+                       + (try Self.shapeArguments(s)) + [Self.int(capacity)])
         try launch("kv_cache_write", grid: (Self.blocks(min(n, capacity) * s.kvHeads * s.headSize, of: 256), 1, 1),
                    block: (256, 1, 1),
                    [.pointer(kCache), .pointer(vCache), .pointer(qkv), Self.int(t0), Self.int(n), Self.int(s.heads),
@@ -296,7 +304,7 @@ public struct CUDAOps {
         try launch("attention_decode", grid: (rows, s.heads, 1), block: (128, 1, 1),
                    sharedMemory: Self.cachedAttentionSharedMemory(headSize: s.headSize, capacity: capacity),
                    [.pointer(out), .pointer(kCache), .pointer(vCache), .int64(Int64(slotStride)), .pointer(qkv),
-                    .pointer(slots), .pointer(positions)] + Self.shapeArguments(s) + [Self.int(capacity)])
+                    .pointer(slots), .pointer(positions)] + (try Self.shapeArguments(s)) + [Self.int(capacity)])
     }
 
     // MARK: Elementwise

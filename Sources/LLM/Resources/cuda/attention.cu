@@ -15,7 +15,9 @@
 //
 // Layouts: qkv and dqkv are (B,T,(H + 2·H_kv)·d): query head h at columns h·d, key head g at (H + g)·d, value
 // head g at (H + H_kv + g)·d. out and dout are (B,T,H·d), head h at h·d. lse and delta are (B,H,T) float.
-// d must be at most 128 (each lane holds up to four of a row's dimensions: lane, lane + 32, lane + 64, lane + 96).
+// Each lane holds up to MAX_DIMS of a row's dimensions (lane, lane + 32, …): the tiled kernels exist for d ≤ 128
+// (MAX_DIMS 4: GPT-2, Llama, Qwen2, SmolLM2) and, with a `_wide` suffix, for d ≤ 256 (MAX_DIMS 8: Gemma 3), which
+// hold twice the registers and need their shared memory allowed beyond 48 KiB.
 // Backward adds into dqkv (as every backward does); no two blocks add into the same values.
 //
 // Launch, block 128 (4 warps of 8 rows each) for the three tiled kernels, with dynamic shared memory in bytes
@@ -24,12 +26,12 @@
 //   attention_backward_delta: grid ceil(B·T·H / 4),       block 128 (one warp per (b,t,h)), no shared memory
 //   attention_backward_dkv:   grid (ceil(T/32), H_kv, B), 4 · (128·d + 64 + 2048 + 64)
 //   attention_backward_dq:    grid (ceil(T/32), H, B),    4 · (128·d + 64 + 1024 + 64)
+// The `_wide` variants (d ≤ 256) launch the same way, with the same shared memory formulas.
 // Backward: delta first, then dkv and dq (in either order).
 #include "common.cuh"
 
 #define TILE 32           // query rows and key rows per tile
 #define ROWS_PER_WARP 8   // TILE / 4 warps
-#define MAX_DIMS 4        // 128 / 32: dimensions per lane
 
 // Loads rows t0 ..< t0 + TILE of one head (`head` points at its first column in row 0) into tile[r·stride + j]
 // as float, times `scale`; rows at or past T become zeros. All threads of the block take part.
@@ -48,8 +50,9 @@ __device__ __forceinline__ bool attention_visible(int tq, int tk, int T, int win
 
 // out = softmax(q·kᵀ·scale over the visible keys) · v for one (tile of 32 queries, query head, batch);
 // lse = log Σ exp(scores) per row.
-KERNEL void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int H, int Hkv, int d,
-                              int window, float scale) {
+template <int MAX_DIMS>
+__device__ __forceinline__ void attention_forward_body(floatX* out, float* lse, const floatX* qkv, int B, int T, int H,
+                                                       int Hkv, int d, int window, float scale) {
     DYNAMIC_SHARED(float, smem);
     int h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
     int qt = gridDim.x - 1 - blockIdx.x;  // the longest rows first
@@ -130,6 +133,16 @@ KERNEL void attention_forward(floatX* out, float* lse, const floatX* qkv, int B,
     }
 }
 
+KERNEL void attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int H, int Hkv, int d,
+                              int window, float scale) {
+    attention_forward_body<4>(out, lse, qkv, B, T, H, Hkv, d, window, scale);
+}
+
+KERNEL void attention_forward_wide(floatX* out, float* lse, const floatX* qkv, int B, int T, int H, int Hkv, int d,
+                              int window, float scale) {
+    attention_forward_body<8>(out, lse, qkv, B, T, H, Hkv, d, window, scale);
+}
+
 // delta[b,h,t] = Σ_j dout[b,t,h·d + j] · out[b,t,h·d + j], which equals Σ_k p·dp over the row: the softmax
 // backward's subtracted term. Launch: one warp per (b,t,h), blocks of 128.
 KERNEL void attention_backward_delta(float* delta, const floatX* dout, const floatX* out, int B, int T, int H,
@@ -152,8 +165,10 @@ KERNEL void attention_backward_delta(float* delta, const floatX* dout, const flo
 // over every query row of every query head of g's group that sees key k: the heads in order, then the query
 // tiles from the key tile's own to the last one the window lets see it.
 // Each warp owns 8 keys; for scores a lane is a query of the current query tile, for sums a lane holds dimensions.
-KERNEL void attention_backward_dkv(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                   const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+template <int MAX_DIMS>
+__device__ __forceinline__ void attention_backward_dkv_body(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                                            const float* lse, const float* delta, int B, int T, int H,
+                                                            int Hkv, int d, int window, float scale) {
     DYNAMIC_SHARED(float, smem);
     int g = blockIdx.y, b = blockIdx.z, group = H / Hkv;
     int kt = blockIdx.x, k0 = kt * TILE;  // early key tiles have the most queries: first
@@ -255,11 +270,23 @@ KERNEL void attention_backward_dkv(floatX* dqkv, const floatX* dout, const float
     }
 }
 
+KERNEL void attention_backward_dkv(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                   const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+    attention_backward_dkv_body<4>(dqkv, dout, qkv, lse, delta, B, T, H, Hkv, d, window, scale);
+}
+
+KERNEL void attention_backward_dkv_wide(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                   const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+    attention_backward_dkv_body<8>(dqkv, dout, qkv, lse, delta, B, T, H, Hkv, d, window, scale);
+}
+
 // dq for one (tile of 32 queries, query head h, batch), added into dqkv: dq[q] = Σ_k ds·k·scale over the keys
 // q sees. Each warp owns 8 query rows; for scores a lane is a key of the current key tile, for sums a lane holds
 // dimensions.
-KERNEL void attention_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
-                                  const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+template <int MAX_DIMS>
+__device__ __forceinline__ void attention_backward_dq_body(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                                           const float* lse, const float* delta, int B, int T, int H,
+                                                           int Hkv, int d, int window, float scale) {
     DYNAMIC_SHARED(float, smem);
     int h = blockIdx.y, b = blockIdx.z, g = h / (H / Hkv);
     int qt = gridDim.x - 1 - blockIdx.x;  // the longest rows first
@@ -339,4 +366,14 @@ KERNEL void attention_backward_dq(floatX* dqkv, const floatX* dout, const floatX
             if (e < d) row[e] = from_float(to_float(row[e]) + dq[j][i] * scale);
         }
     }
+}
+
+KERNEL void attention_backward_dq(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                  const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+    attention_backward_dq_body<4>(dqkv, dout, qkv, lse, delta, B, T, H, Hkv, d, window, scale);
+}
+
+KERNEL void attention_backward_dq_wide(floatX* dqkv, const floatX* dout, const floatX* qkv, const float* lse,
+                                  const float* delta, int B, int T, int H, int Hkv, int d, int window, float scale) {
+    attention_backward_dq_body<8>(dqkv, dout, qkv, lse, delta, B, T, H, Hkv, d, window, scale);
 }
