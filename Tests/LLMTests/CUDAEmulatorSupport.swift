@@ -22,28 +22,13 @@ final class EmulatedDevice: KernelLauncher {
 
     func launch(_ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0,
                 _ arguments: [KernelArgument]) throws(CUDAError) {
-        var slots = [UInt64](repeating: 0, count: max(arguments.count, 1))
         var message = [CChar](repeating: 0, count: 512)
-        let status = slots.withUnsafeMutableBytes { raw -> Int32 in
-            var parameters = [UnsafeMutableRawPointer?]()
-            for (i, argument) in arguments.enumerated() {
-                let slot = raw.baseAddress! + 8 * i
-                switch argument {
-                case .pointer(let v): slot.storeBytes(of: v, as: UInt64.self)
-                case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
-                case .uint32(let v): slot.storeBytes(of: v, as: UInt32.self)
-                case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
-                case .float(let v): slot.storeBytes(of: v, as: Float.self)
-                }
-                parameters.append(slot)
-            }
-            func dim(_ d: (Int, Int, Int)) -> EmulatorDim3 {
-                EmulatorDim3(x: UInt32(clamping: d.0), y: UInt32(clamping: d.1), z: UInt32(clamping: d.2))
-            }
-            return parameters.withUnsafeMutableBufferPointer { p in
-                emulator_launch(kernel, precision == .bf16 ? 1 : 0, dim(grid), dim(block), sharedMemory, p.baseAddress,
-                                &message, message.count)
-            }
+        func dim(_ d: (Int, Int, Int)) -> EmulatorDim3 {
+            EmulatorDim3(x: UInt32(clamping: d.0), y: UInt32(clamping: d.1), z: UInt32(clamping: d.2))
+        }
+        let status = KernelArgument.withParameters(arguments) { params in
+            emulator_launch(kernel, precision == .bf16 ? 1 : 0, dim(grid), dim(block), sharedMemory, params, &message,
+                            message.count)
         }
         guard status == 0 else {
             let text = String(cString: message)

@@ -334,6 +334,30 @@ public enum KernelArgument {
     }
 }
 
+extension KernelArgument {
+    /// The arguments as cuLaunchKernel (and the CPU emulator) take them: each value in its own 8-byte slot, and an
+    /// array of pointers to the slots, valid during `body`.
+    static func withParameters<R>(_ arguments: [KernelArgument],
+                                  _ body: (UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> R) -> R {
+        withUnsafeTemporaryAllocation(byteCount: 8 * max(arguments.count, 1), alignment: 8) { slots in
+            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(arguments.count, 1)) { params in
+                for (i, argument) in arguments.enumerated() {
+                    let slot = slots.baseAddress! + 8 * i
+                    switch argument {
+                    case .pointer(let v): slot.storeBytes(of: v, as: CUdeviceptr.self)
+                    case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
+                    case .uint32(let v): slot.storeBytes(of: v, as: UInt32.self)
+                    case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
+                    case .float(let v): slot.storeBytes(of: v, as: Float.self)
+                    }
+                    params[i] = slot
+                }
+                return body(params.baseAddress!)
+            }
+        }
+    }
+}
+
 /// A kernel of a loaded module.
 public final class CUDAFunction {
     public let module: CUDAModule
@@ -357,24 +381,9 @@ public final class CUDAFunction {
     public func launch(grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0, stream: CUDAStream,
                        _ arguments: [KernelArgument]) throws(CUDAError) {
         let driver = module.device.driver
-        // Each argument in its own 8-byte slot; cuLaunchKernel reads each through its pointer.
-        let result = withUnsafeTemporaryAllocation(byteCount: 8 * max(arguments.count, 1), alignment: 8) { slots in
-            withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: max(arguments.count, 1)) { params in
-                for (i, argument) in arguments.enumerated() {
-                    let slot = slots.baseAddress! + 8 * i
-                    switch argument {
-                    case .pointer(let v): slot.storeBytes(of: v, as: CUdeviceptr.self)
-                    case .int32(let v): slot.storeBytes(of: v, as: Int32.self)
-                    case .uint32(let v): slot.storeBytes(of: v, as: UInt32.self)
-                    case .int64(let v): slot.storeBytes(of: v, as: Int64.self)
-                    case .float(let v): slot.storeBytes(of: v, as: Float.self)
-                    }
-                    params[i] = slot
-                }
-                return driver.api.cuLaunchKernel(handle, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0),
-                                                 UInt32(block.1), UInt32(block.2), UInt32(sharedMemory), stream.handle,
-                                                 params.baseAddress, nil)
-            }
+        let result = KernelArgument.withParameters(arguments) { params in
+            driver.api.cuLaunchKernel(handle, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0),
+                                      UInt32(block.1), UInt32(block.2), UInt32(sharedMemory), stream.handle, params, nil)
         }
         try driver.check(result, "cuLaunchKernel(\(name))")
     }
