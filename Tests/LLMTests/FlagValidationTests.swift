@@ -2,7 +2,7 @@
 // crash: `TrainingConfig.validate()` (every count and rate, overflow-safe batch shapes), `ConversationLoader`
 // (bad batch shapes and held-out fractions throw instead of trapping) and `SyntheticConversations` (a count too
 // large to hold). The command-line rules on top of these (--threads, --max-concurrent, --repeats, bench's
-// --prompt/--new) live in the executable target, which only Tests/LLMCommandTests imports; they were checked by hand.
+// --prompt/--new) live in the executable target: Tests/LLMCommandTests/FlagRuleTests.swift checks them.
 import Foundation
 import Testing
 @testable import LLM
