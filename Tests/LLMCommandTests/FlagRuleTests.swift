@@ -4,6 +4,7 @@
 // legal but exceed the machine's memory (`--batch 10000000`) are refused by MemoryBudget before allocating
 // (HostileFileTests).
 import ArgumentParser
+import Foundation
 import Testing
 @testable import llm
 
@@ -42,5 +43,18 @@ import Testing
         expectRefused(["train", "--input", "x.txt", "--batch", "4611686018427387904"], "--batch")
         expectRefused(["bench", "train", "--batch", "4611686018427387904"], "is more than 2^31 tokens")
         expectRefused(["chat-data", "--out", "x.jsonl", "--count", "9223372036854775807"], "--count")
+    }
+}
+
+@Suite struct TokenIDInputTests {
+    @Test func decodeReadsIntegerIDs() throws {
+        #expect(try TokenizerCommand.parseTokenIDs(Data("[15496, 11, 995]".utf8)) == [15496, 11, 995])
+        #expect(try TokenizerCommand.parseTokenIDs(Data(" [ ] ".utf8)) == [])
+    }
+
+    /// 1e30 used to become id 0; every id that is not an integer in 0...Int32.max is refused, naming the element.
+    @Test(arguments: ["[1e30]", "[3.5]", "[-1]", "[true]", "[\"7\"]", "[2147483648]", "{\"a\": 1}", "[1,"])
+    func decodeRefusesWhatIsNotAnID(_ input: String) {
+        #expect(throws: ValidationError.self) { try TokenizerCommand.parseTokenIDs(Data(input.utf8)) }
     }
 }
