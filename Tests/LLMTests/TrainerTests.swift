@@ -237,3 +237,12 @@ import Testing
         }
     }
 }
+
+/// Paths and patterns the user gives are recorded absolute: config.json's relative paths are read against the run
+/// directory, so `--train data/*.bin` used to look inside the run.
+@Test func userPathsAreRecordedAgainstTheCurrentDirectory() {
+    #expect(RunDirectory.absolute("data/train_*.bin", in: "/home/me/project") == "/home/me/project/data/train_*.bin")
+    #expect(RunDirectory.absolute("data/train_*.bin", in: "/") == "/data/train_*.bin")
+    #expect(RunDirectory.absolute("/srv/shards/*.bin", in: "/home/me") == "/srv/shards/*.bin")
+    #expect(RunDirectory.absolute("x.bin") == FileManager.default.currentDirectoryPath + "/x.bin")
+}

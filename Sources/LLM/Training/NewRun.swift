@@ -68,7 +68,7 @@ public struct NewRun {
         case .file(let given):
             let path = RunDirectory.resolvingLinks(given)  // recorded: a link such as runs/latest moves on
             tok = try Tokenizer.load(path)
-            config.tokenizer = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            config.tokenizer = RunDirectory.absolute(path)
         case .trainOnInput(let vocabSize):
             let text = try readText(input!)
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -91,8 +91,9 @@ public struct NewRun {
             config.valShards = "data/data_val_*.bin"
             status("prepared \(input): \(r.valTokens) val + \(r.trainTokens) train tokens in \(run.path)/data")
         } else {
-            config.trainShards = trainShards!
-            config.valShards = valShards
+            // Patterns as the user meant them: relative to the current directory, not to the run directory.
+            config.trainShards = RunDirectory.absolute(trainShards!)
+            config.valShards = valShards.map { RunDirectory.absolute($0) }
         }
 
         // Weights.

@@ -159,7 +159,5 @@ public struct NewSFTRun {
         return trainer
     }
 
-    private func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-    }
+    private func absolute(_ path: String) -> String { RunDirectory.absolute(path) }
 }

@@ -138,6 +138,13 @@ public struct RunDirectory: Sendable {
     /// A path from config.json: absolute as is, otherwise relative to the run directory.
     public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : path + "/" + p }
 
+    /// A path (or glob pattern) the user gave, made absolute against `directory` (the current one), for
+    /// config.json: a relative one there would be read relative to the run directory.
+    public static func absolute(_ p: String,
+                                in directory: String = FileManager.default.currentDirectoryPath) -> String {
+        p.hasPrefix("/") ? p : (directory.hasSuffix("/") ? directory : directory + "/") + p
+    }
+
     public func writeConfig(_ config: RunConfig) throws {
         try writeJSON(config, to: configPath)
     }
