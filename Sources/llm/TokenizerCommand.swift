@@ -103,11 +103,11 @@ extension TokenizerCommand {
     /// The ids of a JSON array, each an integer in 0...Int32.max: 1e30, 3.5, -1 or true are refused, not wrapped.
     static func parseTokenIDs(_ input: Data) throws -> [Int32] {
         guard let numbers = try? JSONDecoder().decode([Double].self, from: input) else {
-            throw ValidationError("stdin is not a JSON array of token ids")
+            throw TokenizerError.malformed(path: "stdin", reason: "not a JSON array of token ids")
         }
         return try numbers.enumerated().map { i, value in
             guard value.rounded() == value, value >= 0, value <= Double(Int32.max) else {
-                throw ValidationError("stdin: element \(i) (\(value)) is not a token id (an integer from 0 to \(Int32.max))")
+                throw TokenizerError.malformed(path: "stdin", reason: "element \(i) (\(value)) is not a token id (an integer from 0 to \(Int32.max))")
             }
             return Int32(value)
         }

@@ -5,6 +5,7 @@
 // (HostileFileTests).
 import ArgumentParser
 import Foundation
+import LLM
 import Testing
 @testable import llm
 
@@ -55,6 +56,6 @@ import Testing
     /// 1e30 used to become id 0; every id that is not an integer in 0...Int32.max is refused, naming the element.
     @Test(arguments: ["[1e30]", "[3.5]", "[-1]", "[true]", "[\"7\"]", "[2147483648]", "{\"a\": 1}", "[1,"])
     func decodeRefusesWhatIsNotAnID(_ input: String) {
-        #expect(throws: ValidationError.self) { try TokenizerCommand.parseTokenIDs(Data(input.utf8)) }
+        #expect(throws: TokenizerError.self) { try TokenizerCommand.parseTokenIDs(Data(input.utf8)) }
     }
 }
