@@ -340,22 +340,28 @@ public struct RunDirectory: Sendable {
         let tmp = checkpointsPath + "/.tmp-\(name)-\(getpid())"
         try? FileManager.default.removeItem(atPath: tmp)
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        if let adapter = model.weights.adapter {
-            try adapter.write(folder: tmp + "/" + Self.adapterName)
-        } else {
-            try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
-        }
-        if let writeOptimizer { try writeOptimizer(tmp + "/optimizer.bin") } else {
-            try model.writeOptimizerState(to: tmp + "/optimizer.bin")
-        }
-        var state = state
-        state.checksums = Self.checksumsName
-        try writeJSON(state, to: tmp + "/state.json")
-        try Self.writeChecksumManifest(in: tmp)  // last: it covers every other file
         let final = checkpointsPath + "/" + name
-        try? FileManager.default.removeItem(atPath: final)
-        guard rename(tmp, final) == 0 else {
-            throw FormatError.writeFailed(path: final, reason: String(cString: strerror(errno)))
+        do {
+            if let adapter = model.weights.adapter {
+                try adapter.write(folder: tmp + "/" + Self.adapterName)
+            } else {
+                try saveWeights(model.weights, to: tmp + "/" + Self.weightsName(model.config))
+            }
+            if let writeOptimizer { try writeOptimizer(tmp + "/optimizer.bin") } else {
+                try model.writeOptimizerState(to: tmp + "/optimizer.bin")
+            }
+            var state = state
+            state.checksums = Self.checksumsName
+            try writeJSON(state, to: tmp + "/state.json")
+            try Self.writeChecksumManifest(in: tmp)  // last: it covers every other file
+            try? FileManager.default.removeItem(atPath: final)
+            guard rename(tmp, final) == 0 else {
+                throw FormatError.writeFailed(path: final, reason: String(cString: strerror(errno)))
+            }
+        } catch {
+            // A failed write (a full disk) leaves nothing half-written behind, not even until the next resume.
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw error
         }
         syncDirectory(checkpointsPath)
         for path in damaged where path != final { try? FileManager.default.removeItem(atPath: path) }
