@@ -33,7 +33,7 @@ final class TrainingProgress {
                               String(r.totalSteps).count, r.step, r.totalSteps, r.loss, r.learningRate, r.gradNorm,
                               r.milliseconds, Double(r.tokens) / (r.milliseconds / 1e3), gflops)
             if let peakGflops { line += String(format: " | MFU %.1f%%", 100 * gflops / peakGflops) }
-            line += " | ETA " + duration(Double(r.totalSteps - r.step) * ms / 1e3)
+            line += " | ETA " + Self.duration(Double(r.totalSteps - r.step) * ms / 1e3)
             if r.skipped { line += " | SKIPPED (non-finite)" }
             write(tty ? "\r\u{1B}[2K" + line : line + "\n", newLine: !tty)
             lineOpen = tty
@@ -65,7 +65,9 @@ final class TrainingProgress {
         FileHandle.standardError.write(Data(s.utf8))
     }
 
-    private func duration(_ seconds: Double) -> String {
+    /// "4m05s", "2h13m"; a time no Int holds (Int.max steps of a slow model) is a number of years, not a crash.
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite, seconds < 1e15 else { return seconds.isNaN ? "?" : String(format: "%.1e years", seconds / 31_557_600) }
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%dh%02dm", s / 3600, s / 60 % 60) : String(format: "%dm%02ds", s / 60, s % 60)
     }

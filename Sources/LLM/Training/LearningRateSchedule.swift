@@ -98,7 +98,9 @@ public struct LearningRateSchedule: Codable, Sendable, Equatable {
     /// the warmup ends. For the other shapes, the end of warmup.
     public var decayStart: Int {
         guard kind == .wsd else { return warmupSteps }
-        let decaySteps = Int((decayFraction * Double(totalSteps)).rounded())
+        // As a Double, Int.max steps round up to 2^63, which no Int holds: a decay that long is the whole run.
+        let decay = (decayFraction * Double(totalSteps)).rounded()
+        let decaySteps = decay >= Double(totalSteps) ? totalSteps : Int(decay)
         return max(warmupSteps, totalSteps - decaySteps)
     }
 
