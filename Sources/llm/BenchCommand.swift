@@ -81,6 +81,8 @@ struct BenchCommand: ParsableCommand {
                 if promptTokens + new > config.maxSeqLen {
                     throw ValidationError("--prompt \(promptTokens) + --new \(new) must be at most the model's context, \(config.maxSeqLen)")
                 }
+                // Before random weights are made: an absurd shape is an error, not an allocation abort.
+                try InferenceEngine.checkMemory(config: config, maxConcurrent: 1, threads: parallel.threads)
                 try benchGenerate(weights: loaded ?? .random(config: config, seed: 0), prompt: promptTokens, new: new,
                                   repeats: steps, warmup: warmup, parallel: parallel, mode: mode.rawValue,
                                   profile: profile)

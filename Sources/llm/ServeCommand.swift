@@ -65,8 +65,13 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         var loaded: LoadedModel?
-        try reportingErrors { loaded = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat,
-                                                              quantized: !dequantize, adapter: adapter) }
+        try reportingErrors {
+            let model = try LoadedModel.load(model, tokenizer: tokenizerOptions.tokenizer, chatFormat: chatFormat,
+                                             quantized: !dequantize, adapter: adapter)
+            // Reported as every other error is (llm: error: …, status 1), before the engine allocates anything.
+            try InferenceEngine.checkMemory(config: model.weights.config, maxConcurrent: maxConcurrent, threads: threads)
+            loaded = model
+        }
         guard let loaded else { return }
         let config = loaded.weights.config
         // A run directory is named for itself, not for its model.bin, and runs/latest for the run it points at.
@@ -79,7 +84,6 @@ struct ServeCommand: ParsableCommand {
         limits.maxMessageBytes = maxMessageBytes
         limits.maxBodyBytes = maxBodyBytes
 
-        try InferenceEngine.checkMemory(config: loaded.weights.config, maxConcurrent: maxConcurrent, threads: threads)
         let engine = InferenceEngine(weights: loaded.weights, maxConcurrent: maxConcurrent, threads: threads)
         let key = apiKey ?? ProcessInfo.processInfo.environment["LLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let access = ServerAccess(apiKey: key, corsOrigin: corsOrigin)
